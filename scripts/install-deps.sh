@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs every Debian 12 package the build, the tests, the demo and the benchmarks need.
+# Idempotent: packages already present are skipped; apt is only called when something is missing.
+set -euo pipefail
+
+PKGS=(
+  # build
+  build-essential cmake pkg-config git clang-14 libclang-rt-14-dev
+  # libedgeslim
+  libarchive-dev libjansson-dev libssl-dev libzstd-dev zlib1g-dev libseccomp-dev libcurl4-openssl-dev
+  # edgeagent (static: mbedTLS for TLS, libsodium for ed25519)
+  libmbedtls-dev libsodium-dev
+  # cross builds of the agent
+  gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user
+  # tests
+  libcmocka-dev python3 python3-pytest
+  # real components the tests start
+  podman skopeo umoci debootstrap uidmap fuse-overlayfs mosquitto mosquitto-clients
+  # benchmarks
+  hyperfine time procps
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#PKGS[@]} packages present"
+  exit 0
+fi
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+echo "install-deps: installing ${missing[*]}"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"

@@ -1,0 +1,23 @@
+/* Shared helpers of the command files: each command is `int cmd_NAME(int argc, char **argv)`
+ * (argv[0] is the command name) returning an exit code from util/error.h. */
+#ifndef ES_CLI_H
+#define ES_CLI_H
+
+#include "util/error.h"
+
+/* Prints "edgeslim CMD: MESSAGE" once on stderr and returns err->code (ES_EFAIL if unset). */
+int cli_fail(const char *cmd, const es_error *err);
+/* Prints "edgeslim CMD: MESSAGE\nTry 'edgeslim CMD --help'." and returns ES_EUSAGE. */
+int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Human-readable byte count ("12.3 MB", decimal units like docker/podman). */
+void cli_human_bytes(long long n, char *buf, unsigned len);
+
+int cmd_inspect(int argc, char **argv) __attribute__((weak));
+int cmd_unpack(int argc, char **argv) __attribute__((weak));
+int cmd_import(int argc, char **argv) __attribute__((weak));
+int cmd_convert(int argc, char **argv) __attribute__((weak));
+int cmd_run(int argc, char **argv) __attribute__((weak));
+int cmd_slim(int argc, char **argv) __attribute__((weak));
+int cmd_pack(int argc, char **argv) __attribute__((weak));
+
+#endif
