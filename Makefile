@@ -7,7 +7,7 @@ ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 20
 
-.PHONY: all deps build check check-unit check-e2e check-asan check-fuzz demo bench cross clean format lint
+.PHONY: all deps build check check-unit check-e2e check-asan check-fuzz check-cross demo bench cross clean format lint
 
 all: build
 
@@ -20,7 +20,7 @@ build: deps
 
 # Everything: the normal build's unit and end-to-end tests, the unit tests again under
 # ASan+UBSan, and each fuzz target for a short run.
-check: build check-unit check-e2e check-asan check-fuzz
+check: build check-unit check-e2e check-asan check-fuzz check-cross
 
 check-unit: build
 	cd $(BUILD) && ctest --output-on-failure -L unit -j $(JOBS)
@@ -44,9 +44,14 @@ demo: build
 bench: build
 	@bash bench/run-all.sh $(BUILD)/bin
 
+# The agent for linux/arm64 with Debian's cross compiler (build-arm64/bin/edgeagent).
 cross: deps
 	@cmake -S . -B build-arm64 -DCMAKE_TOOLCHAIN_FILE=scripts/toolchain-arm64.cmake -DES_AGENT_ONLY=ON >/dev/null
 	@cmake --build build-arm64 -j $(JOBS)
+
+# The agent's unit tests, cross-built for arm64 and run under qemu-user.
+check-cross: cross
+	cd build-arm64 && ctest --output-on-failure -L agent -j $(JOBS)
 
 format:
 	@clang-format -i $$(git ls-files '*.c' '*.h')
