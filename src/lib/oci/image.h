@@ -90,6 +90,10 @@ typedef struct es_image {
     char os[32], arch[32], variant[32]; /* from the config (falls back to the index entry) */
     char **repo_tags;            /* docker-archive RepoTags / oci ref names; NULL-terminated, may be NULL */
     es_source *src;
+    /* Added: the config exactly as stored (its digest is config_digest), so a copy can keep it
+     * byte for byte. Owned, NUL-terminated. */
+    char *config_raw;
+    size_t config_raw_len;
 } es_image;
 
 typedef struct es_open_opts {

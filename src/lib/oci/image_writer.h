@@ -30,6 +30,11 @@ typedef struct es_image_out {
     const es_layer_blob *layers;
     const char *os, *arch, *variant; /* platform for an index entry; NULL = from config */
     json_t *annotations;        /* manifest annotations, may be NULL */
+    /* Added: config bytes to store verbatim (e.g. es_image.config_raw) when their
+     * rootfs.diff_ids already equal the layers' diff_ids, so a copy keeps the config digest;
+     * otherwise (or when NULL) the writer serialises `config` with the diff_ids set. */
+    const char *config_raw;
+    size_t config_raw_len;
 } es_image_out;
 
 typedef struct es_write_result {
