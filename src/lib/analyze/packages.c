@@ -23,7 +23,7 @@ static char *slice_dup(slice s)
     while (s.n && isspace((unsigned char)s.p[0])) s.p++, s.n--;
     while (s.n && isspace((unsigned char)s.p[s.n - 1])) s.n--;
     char *r = es_xmalloc(s.n + 1);
-    memcpy(r, s.p, s.n);
+    if (s.n) memcpy(r, s.p, s.n);
     r[s.n] = 0;
     return r;
 }
