@@ -411,7 +411,7 @@ static int cmp_depth_desc(const void *x, const void *y)
 
 int es_apply_session_end(es_apply_session *a, es_error *err)
 {
-    qsort(a->dirs, a->n_dirs, sizeof *a->dirs, cmp_depth_desc);
+    if (a->n_dirs) qsort(a->dirs, a->n_dirs, sizeof *a->dirs, cmp_depth_desc);
     int r = 0;
     for (size_t i = 0; i < a->n_dirs && r == 0; i++) {
         /* A directory removed or replaced by a later layer has nothing to restore. */

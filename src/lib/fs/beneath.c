@@ -93,6 +93,9 @@ int es_open_dir_in_root_create(int rootfd, const char *path, const char *name, e
             close(parent);
             if (r < 0 && errno != EEXIST) goto fail;
             fd = es_open_dir_in_root(rootfd, prefix);
+            if (fd < 0 && errno == ENOENT && r < 0)
+                return es_err(err, ES_EUNSAFE, "%s: parent '%s' is a symlink to a missing directory",
+                              name, prefix);
         }
         if (fd < 0) goto fail;
         *p = saved;
