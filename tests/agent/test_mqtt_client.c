@@ -1,0 +1,370 @@
+/*
+ * test_mqtt_client.c: the MQTT client against a REAL mosquitto broker started by the test.
+ * Publishing 10k QoS 1 through the window, persistent sessions, re-send of unacknowledged
+ * publishes after a reconnect, the last will, keepalive pings, and a broker restart.
+ * Received messages are counted by a second client of ours subscribed to the topic.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "proto/mqtt_client.h"
+#include "test_mqtt_broker.h"
+
+#define N_MSGS 10000
+
+typedef struct peer {
+    ea_mqtt_client *c;
+    int connects, disconnects, session_present;
+    uint64_t acked, received, received_distinct;
+    unsigned char *seen; /* by message index */
+    char last_payload[64];
+    int last_retain;
+    char last_why[256];
+} peer;
+
+static void peer_connected(void *arg, int session_present)
+{
+    peer *p = arg;
+    p->connects++;
+    p->session_present = session_present;
+}
+
+static void peer_disconnected(void *arg, const char *why)
+{
+    peer *p = arg;
+    p->disconnects++;
+    snprintf(p->last_why, sizeof p->last_why, "%s", why);
+}
+
+static void peer_acked(void *arg, uint64_t tag)
+{
+    (void)tag;
+    ((peer *)arg)->acked++;
+}
+
+static void peer_message(void *arg, const char *topic, size_t topic_len, const void *payload, size_t len, int qos, int retain)
+{
+    (void)topic;
+    (void)topic_len;
+    (void)qos;
+    peer *p = arg;
+    p->received++;
+    p->last_retain = retain;
+    snprintf(p->last_payload, sizeof p->last_payload, "%.*s", (int)len, (const char *)payload);
+    unsigned idx;
+    if (p->seen && sscanf(p->last_payload, "m-%u", &idx) == 1 && idx < N_MSGS && !p->seen[idx]) {
+        p->seen[idx] = 1;
+        p->received_distinct++;
+    }
+}
+
+static ea_mqtt_client *peer_new(ea_loop *l, peer *p, int port, const char *id, int clean, const char *will_topic)
+{
+    memset(p, 0, sizeof *p);
+    ea_mqtt_client_config cfg = {
+        .host = "127.0.0.1",
+        .port = (uint16_t)port,
+        .client_id = id,
+        .clean_session = clean,
+        .keepalive_s = 30,
+        .will_topic = will_topic,
+        .will_payload = "offline",
+        .will_retain = 1,
+        .will_qos = 1,
+        .max_inflight = 64,
+        .backoff_min_ms = 50,
+        .backoff_max_ms = 400,
+    };
+    ea_mqtt_client_events ev = {peer_connected, peer_disconnected, peer_acked, peer_message, p};
+    char err[256];
+    p->c = ea_mqtt_client_new(l, &cfg, &ev, err, sizeof err);
+    if (!p->c)
+        fail_msg("client: %s", err);
+    return p->c;
+}
+
+static int is_connected(void *arg)
+{
+    return ea_mqtt_client_connected(((peer *)arg)->c);
+}
+
+/* A peer connected and whose SUBSCRIBE has been answered (a PINGREQ round trip after it proves
+ * the broker processed it, since the broker answers in order). */
+static void peer_connect(ea_loop *l, peer *p)
+{
+    ea_mqtt_client_start(p->c);
+    if (!test_run_until(l, is_connected, p, 5000))
+        fail_msg("not connected: %s", p->last_why);
+    test_run_until(l, NULL, NULL, 100);
+}
+
+typedef struct pump {
+    peer *pub, *sub;
+    unsigned next, total;
+} pump;
+
+static void pump_idle(ea_loop *l, void *arg)
+{
+    (void)l;
+    pump *pm = arg;
+    char msg[32];
+    while (pm->next < pm->total) {
+        int n = snprintf(msg, sizeof msg, "m-%06u", pm->next);
+        if (!ea_mqtt_client_publish(pm->pub->c, "t/data", msg, (size_t)n, 1, 0, pm->next))
+            break;
+        pm->next++;
+    }
+}
+
+static int pump_done(void *arg)
+{
+    pump *pm = arg;
+    return pm->pub->acked >= pm->total && pm->sub->received_distinct >= pm->total;
+}
+
+static void test_publish_10k_qos1_window(void **state)
+{
+    (void)state;
+    test_broker b = {0};
+    assert_int_equal(test_broker_start(&b, NULL), 0);
+    ea_loop *l = ea_loop_new();
+    peer pub, sub;
+    peer_new(l, &sub, b.port, "t-sub", 1, NULL);
+    sub.seen = calloc(N_MSGS, 1);
+    assert_int_equal(ea_mqtt_client_subscribe(sub.c, "t/data", 1), 0);
+    peer_connect(l, &sub);
+    peer_new(l, &pub, b.port, "t-pub", 1, NULL);
+    peer_connect(l, &pub);
+
+    pump pm = {&pub, &sub, 0, N_MSGS};
+    ea_loop_set_idle(l, pump_idle, &pm);
+    int ok = test_run_until(l, pump_done, &pm, 60000);
+    ea_loop_set_idle(l, NULL, NULL);
+    if (!ok)
+        fail_msg("acked %llu received %llu of %d", (unsigned long long)pub.acked, (unsigned long long)sub.received_distinct, N_MSGS);
+    assert_int_equal(pub.acked, N_MSGS);
+    assert_int_equal(sub.received_distinct, N_MSGS);
+    assert_int_equal(ea_mqtt_client_window_free(pub.c), 64); /* window empty again */
+    ea_mqtt_client_stats st;
+    ea_mqtt_client_stats_get(pub.c, &st);
+    assert_int_equal(st.published, N_MSGS);
+    assert_int_equal(st.resent, 0);
+    assert_int_equal(pub.disconnects, 0);
+
+    /* window: with the loop not running, at most 64 QoS 1 publishes are accepted */
+    int accepted = 0;
+    for (int i = 0; i < 100; i++)
+        accepted += ea_mqtt_client_publish(pub.c, "t/data", "x", 1, 1, 0, (uint64_t)i);
+    assert_int_equal(accepted, 64);
+    assert_int_equal(ea_mqtt_client_publish(pub.c, "t/data", "x", 1, 0, 0, 0), 1); /* QoS 0 needs no slot */
+
+    ea_mqtt_client_free(pub.c);
+    ea_mqtt_client_free(sub.c);
+    free(sub.seen);
+    ea_loop_free(l);
+    test_broker_stop(&b);
+}
+
+static int has_received(void *arg)
+{
+    peer *p = arg;
+    return p->received_distinct >= 64;
+}
+
+static int all_acked_64(void *arg)
+{
+    return ((peer *)arg)->acked >= 64;
+}
+
+static void publish_n(peer *p, unsigned n)
+{
+    char msg[32];
+    for (unsigned i = 0; i < n; i++) {
+        int len = snprintf(msg, sizeof msg, "m-%06u", i);
+        assert_int_equal(ea_mqtt_client_publish(p->c, "t/data", msg, (size_t)len, 1, 0, i), 1);
+    }
+}
+
+static void test_persistent_session_queues_while_away(void **state)
+{
+    (void)state;
+    test_broker b = {0};
+    assert_int_equal(test_broker_start(&b, NULL), 0);
+    ea_loop *l = ea_loop_new();
+    peer sub, pub;
+    peer_new(l, &sub, b.port, "t-persist", 0, NULL);
+    sub.seen = calloc(N_MSGS, 1);
+    ea_mqtt_client_subscribe(sub.c, "t/data", 1);
+    peer_connect(l, &sub);
+    ea_mqtt_client_disconnect(sub.c); /* session (subscription) stays on the broker */
+
+    peer_new(l, &pub, b.port, "t-pub2", 1, NULL);
+    peer_connect(l, &pub);
+    publish_n(&pub, 64);
+    assert_true(test_run_until(l, all_acked_64, &pub, 10000));
+    assert_int_equal(sub.received, 0);
+
+    ea_mqtt_client_start(sub.c); /* same client id, clean_session 0: queued messages arrive */
+    assert_true(test_run_until(l, has_received, &sub, 10000));
+    assert_int_equal(sub.session_present, 1);
+    assert_int_equal(sub.received_distinct, 64);
+
+    ea_mqtt_client_free(pub.c);
+    ea_mqtt_client_free(sub.c);
+    free(sub.seen);
+    ea_loop_free(l);
+    test_broker_stop(&b);
+}
+
+static void test_unacked_resent_with_dup_after_reconnect(void **state)
+{
+    (void)state;
+    test_broker b = {0};
+    assert_int_equal(test_broker_start(&b, NULL), 0);
+    ea_loop *l = ea_loop_new();
+    peer sub, pub;
+    peer_new(l, &sub, b.port, "t-sub3", 1, NULL);
+    sub.seen = calloc(N_MSGS, 1);
+    ea_mqtt_client_subscribe(sub.c, "t/data", 1);
+    peer_connect(l, &sub);
+    peer_new(l, &pub, b.port, "t-pub3", 0, NULL);
+    peer_connect(l, &pub);
+
+    publish_n(&pub, 64);         /* fills the window; queued, not yet written */
+    ea_mqtt_client_abort(pub.c); /* connection lost before any PUBACK */
+    assert_int_equal(ea_mqtt_client_window_free(pub.c), 0); /* the window still holds them */
+    ea_mqtt_client_start(pub.c);
+    assert_true(test_run_until(l, all_acked_64, &pub, 10000));
+    /* all 64 were re-sent with DUP and their original ids, then acknowledged */
+    ea_mqtt_client_stats st;
+    ea_mqtt_client_stats_get(pub.c, &st);
+    assert_int_equal(st.resent, 64);
+    assert_int_equal(st.reconnects, 1);
+    assert_int_equal(pub.acked, 64);
+    test_run_until(l, NULL, NULL, 200);
+    /* every re-sent message reached the subscriber */
+    for (unsigned i = 0; i < 64; i++)
+        assert_int_equal(sub.seen[i], 1);
+
+    ea_mqtt_client_free(pub.c);
+    ea_mqtt_client_free(sub.c);
+    free(sub.seen);
+    ea_loop_free(l);
+    test_broker_stop(&b);
+}
+
+static int got_offline(void *arg)
+{
+    peer *p = arg;
+    return strcmp(p->last_payload, "offline") == 0;
+}
+
+static void test_last_will_retained_offline(void **state)
+{
+    (void)state;
+    test_broker b = {0};
+    assert_int_equal(test_broker_start(&b, NULL), 0);
+    ea_loop *l = ea_loop_new();
+    peer dev, watcher, late;
+    peer_new(l, &dev, b.port, "t-dev", 0, "t/status");
+    peer_connect(l, &dev);
+    assert_int_equal(ea_mqtt_client_publish(dev.c, "t/status", "online", 6, 1, 1, 0), 1);
+    peer_new(l, &watcher, b.port, "t-watch", 1, NULL);
+    ea_mqtt_client_subscribe(watcher.c, "t/status", 1);
+    peer_connect(l, &watcher);
+    test_run_until(l, NULL, NULL, 100);
+    assert_string_equal(watcher.last_payload, "online");
+
+    ea_mqtt_client_abort(dev.c); /* socket closed without DISCONNECT: the broker publishes the will */
+    assert_true(test_run_until(l, got_offline, &watcher, 5000));
+
+    /* retained: a client subscribing later still sees "offline" with the retain flag */
+    peer_new(l, &late, b.port, "t-late", 1, NULL);
+    ea_mqtt_client_subscribe(late.c, "t/status", 1);
+    ea_mqtt_client_start(late.c);
+    assert_true(test_run_until(l, got_offline, &late, 5000));
+    assert_int_equal(late.last_retain, 1);
+
+    ea_mqtt_client_free(dev.c);
+    ea_mqtt_client_free(watcher.c);
+    ea_mqtt_client_free(late.c);
+    ea_loop_free(l);
+    test_broker_stop(&b);
+}
+
+static void test_keepalive_pings_keep_the_session(void **state)
+{
+    (void)state;
+    test_broker b = {0};
+    assert_int_equal(test_broker_start(&b, NULL), 0);
+    ea_loop *l = ea_loop_new();
+    peer p;
+    memset(&p, 0, sizeof p);
+    ea_mqtt_client_config cfg = {.host = "127.0.0.1", .port = (uint16_t)b.port, .client_id = "t-ka", .keepalive_s = 1};
+    ea_mqtt_client_events ev = {peer_connected, peer_disconnected, peer_acked, peer_message, &p};
+    char err[256];
+    p.c = ea_mqtt_client_new(l, &cfg, &ev, err, sizeof err);
+    assert_non_null(p.c);
+    peer_connect(l, &p);
+    /* idle for 3.5 keepalive periods: mosquitto drops a client silent for 1.5 periods */
+    test_run_until(l, NULL, NULL, 3500);
+    ea_mqtt_client_stats st;
+    ea_mqtt_client_stats_get(p.c, &st);
+    assert_true(st.pings >= 3);
+    assert_int_equal(p.disconnects, 0);
+    assert_true(ea_mqtt_client_connected(p.c));
+    ea_mqtt_client_free(p.c);
+    ea_loop_free(l);
+    test_broker_stop(&b);
+}
+
+static int connected_and_acked_50(void *arg)
+{
+    peer *p = arg;
+    return ea_mqtt_client_connected(p->c) && p->acked >= 50;
+}
+
+static void test_broker_restart_reconnects_and_resends(void **state)
+{
+    (void)state;
+    test_broker b = {0};
+    assert_int_equal(test_broker_start(&b, NULL), 0);
+    ea_loop *l = ea_loop_new();
+    peer p;
+    peer_new(l, &p, b.port, "t-restart", 0, NULL);
+    peer_connect(l, &p);
+    publish_n(&p, 50);
+    test_broker_kill(&b, SIGKILL); /* before any of the 50 could be acknowledged */
+    test_run_until(l, NULL, NULL, 800); /* the client notices and retries with backoff */
+    assert_false(ea_mqtt_client_connected(p.c));
+    assert_true(p.disconnects >= 2); /* the lost connection + at least one refused retry */
+    assert_non_null(strstr(p.last_why, "refused"));
+    assert_int_equal(test_broker_start(&b, NULL), 0);
+    assert_true(test_run_until(l, connected_and_acked_50, &p, 10000));
+    ea_mqtt_client_stats st;
+    ea_mqtt_client_stats_get(p.c, &st);
+    assert_true(st.resent >= 50);
+    assert_int_equal(st.reconnects, 1);
+    assert_int_equal(p.acked, 50);
+    ea_mqtt_client_free(p.c);
+    ea_loop_free(l);
+    test_broker_stop(&b);
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_publish_10k_qos1_window),
+        cmocka_unit_test(test_persistent_session_queues_while_away),
+        cmocka_unit_test(test_unacked_resent_with_dup_after_reconnect),
+        cmocka_unit_test(test_last_will_retained_offline),
+        cmocka_unit_test(test_keepalive_pings_keep_the_session),
+        cmocka_unit_test(test_broker_restart_reconnects_and_resends),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
