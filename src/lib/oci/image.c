@@ -365,6 +365,9 @@ static int filter_by_ref(es_index_doc *idx, const char *ref, const char *name, e
         const char *rn = idx->manifests[i].ref_name;
         if (rn && first_name && strcmp(rn, first_name) != 0) several_names = 1;
         if (rn && !first_name) first_name = rn;
+    }
+    for (size_t i = 0; i < idx->n; i++) {
+        const char *rn = idx->manifests[i].ref_name;
         if (ref && (!rn || strcmp(rn, ref) != 0)) {
             free(idx->manifests[i].ref_name);
             continue;
