@@ -1,0 +1,60 @@
+/* util/arena.c: chunked bump allocator (see arena.h). Chunks grow to 64 KiB; large requests get
+ * their own chunk. */
+#include "util/arena.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct ea_arena_chunk {
+    ea_arena_chunk *next;
+    size_t used, cap;
+    _Alignas(16) char data[];
+};
+
+void *ea_arena_alloc(ea_arena *a, size_t n)
+{
+    n = (n + 15) & ~(size_t)15;
+    size_t max = a->max ? a->max : (16u << 20);
+    if (n > max || a->used_total + n > max)
+        return NULL;
+    ea_arena_chunk *c = a->head;
+    if (!c || c->cap - c->used < n) {
+        size_t cap = c && c->cap < 65536 ? c->cap * 2 : (c ? 65536 : 4096);
+        if (cap < n)
+            cap = n;
+        ea_arena_chunk *nc = malloc(sizeof *nc + cap);
+        if (!nc)
+            return NULL;
+        nc->next = a->head;
+        nc->used = 0;
+        nc->cap = cap;
+        a->head = c = nc;
+    }
+    void *p = c->data + c->used;
+    c->used += n;
+    a->used_total += n;
+    memset(p, 0, n);
+    return p;
+}
+
+char *ea_arena_strndup(ea_arena *a, const char *s, size_t n)
+{
+    char *p = ea_arena_alloc(a, n + 1);
+    if (p) {
+        memcpy(p, s, n);
+        p[n] = 0;
+    }
+    return p;
+}
+
+void ea_arena_free(ea_arena *a)
+{
+    ea_arena_chunk *c = a->head;
+    while (c) {
+        ea_arena_chunk *n = c->next;
+        free(c);
+        c = n;
+    }
+    a->head = NULL;
+    a->used_total = 0;
+}
