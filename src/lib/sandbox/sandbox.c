@@ -250,8 +250,10 @@ void es_sandbox_destroy(es_sandbox *sb)
 {
     if (!sb) return;
     if (sb->relay > 0 && !sb->done) {
-        if (sb->init_pidfd >= 0) syscall(SYS_pidfd_send_signal, sb->init_pidfd, SIGKILL, NULL, 0);
-        kill(sb->relay, SIGKILL);
+        /* Kill init and let the relay reap it (so no zombie is left for the host's init); the
+         * relay is killed itself only when init never started. */
+        if (sb->init_pidfd < 0 || syscall(SYS_pidfd_send_signal, sb->init_pidfd, SIGKILL, NULL, 0) < 0)
+            kill(sb->relay, SIGKILL);
         reap_relay(sb, 1);
     }
     int fds[] = {sb->relay_pidfd, sb->init_pidfd, sb->netns_fd, sb->ctl_fd, sb->trace_fd};

@@ -28,6 +28,7 @@
 #include <string.h>
 #include <sys/fanotify.h>
 #include <sys/ptrace.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -407,7 +408,8 @@ void sb_tracer_drain_fanotify(sb_tracer *t)
                 !strstr(path, " (deleted)")) {
                 unsigned ops = ES_TR_OPEN;
                 if (m->mask & FAN_OPEN_EXEC) ops |= ES_TR_EXEC;
-                if (m->mask & FAN_ONDIR) ops |= ES_TR_DIR;
+                struct stat st; /* legacy (fd) mode never reports FAN_ONDIR in the mask */
+                if (fstat(m->fd, &st) == 0 && S_ISDIR(st.st_mode)) ops |= ES_TR_DIR;
                 record_path(t, path, ops);
             }
             close(m->fd);
