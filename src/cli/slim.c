@@ -63,13 +63,24 @@ static int parse_seconds(const char *s, int *ms)
     return 0;
 }
 
-static char *join_args(int argc, char **argv)
+/* The options that shape the result, for the history entry; paths of outputs and the source
+ * are left out so the same input and options give the same image wherever they are written. */
+static char *history_args(int argc, char **argv, const char *src)
 {
+    static const char *const skip_with_value[] = {"-o", "--output", "--report", "--sbom", "--seccomp", NULL};
     size_t len = 1;
     for (int i = 1; i < argc; i++) len += strlen(argv[i]) + 1;
     char *s = es_xcalloc(1, len);
     for (int i = 1; i < argc; i++) {
-        if (i > 1) strcat(s, " ");
+        int skip = 0;
+        for (size_t k = 0; skip_with_value[k]; k++) {
+            size_t kl = strlen(skip_with_value[k]);
+            if (!strcmp(argv[i], skip_with_value[k])) skip = 2;
+            else if (!strncmp(argv[i], skip_with_value[k], kl) && (argv[i][kl] == '=' || (kl == 2 && argv[i][kl]))) skip = 1;
+        }
+        if (skip == 2) { i++; continue; }
+        if (skip || !strcmp(argv[i], "--json") || argv[i] == src) continue;
+        if (*s) strcat(s, " ");
         strcat(s, argv[i]);
     }
     return s;
@@ -175,8 +186,8 @@ static void print_table(json_t *r, int ok)
     printf("edgeslim slim %s -> %s%s\n", json_string_value(json_object_get(r, "source")),
            json_string_value(json_object_get(r, "destination")), ok ? "" : "  (NOT WRITTEN)");
     printf("  %-22s %12s %12s %11s\n", "", "before", "after", "change");
-    row_bytes(r, "size (uncompressed)", "size_uncompressed");
-    if (ok) row_bytes(r, "size (compressed)", "size_compressed");
+    row_bytes(r, "size (file bytes)", "size_uncompressed");
+    if (ok) row_bytes(r, "size (layers stored)", "size_compressed");
     row_count(r, "files", "files");
     row_count(r, "packages", "packages");
     row_count(r, "shells", "shells");
@@ -212,7 +223,7 @@ int cmd_slim(int argc, char **argv)
     int done = 0;
     int rc = parse_args(argc, argv, &c, &done);
     if (rc == 0 && !done) {
-        c.cmdline = join_args(argc, argv);
+        c.cmdline = history_args(argc, argv, c.o.src);
         c.o.command_line = c.cmdline;
         c.o.probes = c.probes;
         c.o.n_probes = c.n_probes;

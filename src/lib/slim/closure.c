@@ -151,6 +151,7 @@ char *es_closure_which(es_closure *c, const char *cmd, const char *workdir)
         char *p = cmd[0] == '/' ? es_xstrdup(cmd)
                                 : es_xasprintf("%s/%s", workdir && *workdir ? workdir : "", cmd);
         if (p[0] != '/') { char *q = es_xasprintf("/%s", p); free(p); p = q; }
+        es_path_lexical(p);
         if (exists_regular(c, p)) return p;
         free(p);
         return NULL;

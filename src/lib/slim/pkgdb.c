@@ -130,8 +130,11 @@ static int listed_path_kept(const char *root, const char *path, const es_keepset
     int kept = 0;
     if (rc == 1) {
         char *host = es_rootfs_host_path(root, res);
-        struct stat st;
-        if (lstat(host, &st) == 0 && !S_ISDIR(st.st_mode)) {
+        struct stat st, fst;
+        /* A directory the package ships may be a symlink to a directory here (merged /usr:
+         * "/lib"); it is still a directory, not a file of the package. */
+        int dir_like = stat(host, &fst) == 0 && S_ISDIR(fst.st_mode);
+        if (lstat(host, &st) == 0 && !S_ISDIR(st.st_mode) && !dir_like) {
             *is_file = 1;
             kept = ks && es_keepset_get(ks, res) != 0;
         }
@@ -244,7 +247,9 @@ static int info_file_of(const char *fname, const es_pkg *p)
         if (strncmp(rest + 1, p->arch, al)) return 0;
         rest += 1 + al;
     }
-    return *rest == '.' && !strchr(rest + 1, '.') ? 1 : 0;
+    /* Only what scanners read: the file list, checksums and conffiles (not maintainer scripts,
+     * templates or symbol files, which only dpkg itself needs). */
+    return !strcmp(rest, ".list") || !strcmp(rest, ".md5sums") || !strcmp(rest, ".conffiles");
 }
 
 void es_pkgdb_keep_files(const char *root, const es_pkgdb *db, es_keepset *ks)

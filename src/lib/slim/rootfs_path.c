@@ -21,6 +21,27 @@ char *es_rootfs_host_path(const char *root, const char *p)
     return es_xasprintf("%s/%s", root, p);
 }
 
+void es_path_lexical(char *p)
+{
+    char *out = p, *r = p;
+    while (*r) {
+        while (*r == '/') r++;
+        if (!*r) break;
+        size_t n = strcspn(r, "/");
+        if (n == 1 && r[0] == '.') {
+        } else if (n == 2 && r[0] == '.' && r[1] == '.') {
+            while (out > p && *--out != '/') {}
+        } else {
+            *out++ = '/';
+            memmove(out, r, n);
+            out += n;
+        }
+        r += n;
+    }
+    if (out == p) *out++ = '/';
+    *out = 0;
+}
+
 /* Drops the last component of resolved container path cur ("/a/b" -> "/a", "/a" -> ""). */
 static void pop_component(char *cur)
 {

@@ -20,6 +20,9 @@
 int es_rootfs_resolve(const char *root, const char *path, int follow_last, es_keepset *ks,
                       unsigned reason, char **out, es_error *err);
 
+/* Collapses "//", "/./" and "x/.." in an absolute path, in place (no file system access). */
+void es_path_lexical(char *p);
+
 /* Host path of container path p: root + p (malloc'd). */
 char *es_rootfs_host_path(const char *root, const char *p);
 

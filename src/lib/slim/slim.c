@@ -445,12 +445,15 @@ static int is_root_user(const char *u)
 
 static char *sbom_text(slim_ctx *c)
 {
-    es_digest_result dummy;
-    (void)dummy;
-    es_sbom_info info = {c->o->dst, c->img->manifest_digest.s, c->created, ES_VERSION_STRING};
+    /* Named after the source, not the destination path, so the bytes do not depend on where
+     * the output goes. */
+    const char *tag = c->img->repo_tags && c->img->repo_tags[0] ? c->img->repo_tags[0] : NULL;
+    char *name = tag ? es_xasprintf("%s (slim)", tag) : es_xasprintf("slim image of %s", c->img->manifest_digest.s);
+    es_sbom_info info = {name, c->img->manifest_digest.s, c->created, ES_VERSION_STRING};
     json_t *doc = es_sbom_spdx(&info, &c->db);
     char *s = es_json_pretty(doc);
     json_decref(doc);
+    free(name);
     return s;
 }
 
@@ -654,7 +657,8 @@ static json_t *new_config(slim_ctx *c)
     json_object_set_new(labels, "io.edgeslim.slim.sbom", json_string(c->db.kind ? ES_SBOM_IMAGE_PATH : ""));
     json_object_set_new(labels, "io.edgeslim.slim.verified", json_string(c->o->skip_verify ? "false" : "true"));
     json_object_del(cfg, "rootfs");
-    char *by = es_xasprintf("edgeslim slim %s", c->o->command_line ? c->o->command_line : c->o->src);
+    const char *args = c->o->command_line ? c->o->command_line : "";
+    char *by = es_xasprintf("edgeslim slim%s%s", *args ? " " : "", args);
     char *comment = es_xasprintf("slimmed from %s: %.1f%% fewer bytes, %lld setuid/setgid bits stripped, user %s",
                                  c->img->manifest_digest.s, reduction_pct(c->before.bytes, c->after.bytes),
                                  (long long)c->stripped, c->user_final && *c->user_final ? c->user_final : "root");
@@ -673,7 +677,7 @@ static int write_output(slim_ctx *c, es_layer_blob *blob, es_write_result *wres,
     wo.compression = c->o->compression;
     if (wo.source_date_epoch < 0) wo.source_date_epoch = c->epoch;
     if (es_layer_from_dir(c->slim_root, &wo, NULL, NULL, c->blob_path, blob, NULL, err) < 0) return -1;
-    if (c->after.bytes >= c->before.bytes || blob->size >= c->before_compressed)
+    if (c->after.bytes > c->before.bytes || blob->size >= c->before_compressed)
         return es_err(err, ES_ELARGER,
                       "%s: the slim image would not be smaller (%lld -> %lld bytes of files, %lld -> %lld bytes stored); nothing written, keep the input",
                       c->o->src, (long long)c->before.bytes, (long long)c->after.bytes, (long long)c->before_compressed,
