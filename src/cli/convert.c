@@ -131,8 +131,8 @@ static int convert_layer(es_image *img, size_t i, const convert_opts *o, const c
     if (l->compression == o->compression) return copy_blob(img, i, path, b, prog, err);
     es_reader *r;
     if (es_image_open_layer_blob(img, i, &r, err) < 0) return -1;
-    char name[128];
-    snprintf(name, sizeof name, "layer %zu (%.19s)", i, l->digest.s);
+    char name[1024];
+    snprintf(name, sizeof name, "%s: layer %zu (%.19s)", o->src, i, l->digest.s);
     es_layer_expect exp = {.name = name, .digest = NULL, .size = -1, .diff_id = l->diff_id.s};
     es_write_opts wo;
     es_write_opts_default(&wo);
