@@ -58,3 +58,22 @@ void ea_arena_free(ea_arena *a)
     a->head = NULL;
     a->used_total = 0;
 }
+
+void ea_arena_adopt(ea_arena *dst, ea_arena *src)
+{
+    ea_arena_chunk *c = src->head;
+    while (c) {
+        ea_arena_chunk *n = c->next;
+        /* behind dst's current chunk so dst keeps allocating from its own head */
+        if (dst->head) {
+            c->next = dst->head->next;
+            dst->head->next = c;
+        } else {
+            c->next = NULL;
+            dst->head = c;
+        }
+        c = n;
+    }
+    src->head = NULL;
+    src->used_total = 0;
+}

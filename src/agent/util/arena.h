@@ -11,4 +11,6 @@ typedef struct ea_arena {
 void *ea_arena_alloc(ea_arena *a, size_t n); /* zeroed; NULL past the cap */
 char *ea_arena_strndup(ea_arena *a, const char *s, size_t n);
 void ea_arena_free(ea_arena *a);
+/* Moves every chunk of src into dst (freed with dst); src is left empty. */
+void ea_arena_adopt(ea_arena *dst, ea_arena *src);
 #endif
