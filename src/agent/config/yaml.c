@@ -367,8 +367,7 @@ static ea_node *parse_map(yp *y, int indent, int depth)
             return NULL;
         v->key = k->s;
         v->klen = k->slen;
-        if (v->line == 0)
-            v->line = l->lineno;
+        v->line = l->lineno; /* errors about a value name the line of its key */
         *tail = v;
         tail = &v->next;
     }
