@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -290,6 +291,39 @@ static void largest_dirs(void **state)
     es_analyzer_free(a);
 }
 
+/* Hostile repetition: the same whiteout, opaque marker and dir-replacing file many times in one
+ * layer over a large lower directory must stay linear (each walk happens once per layer) and
+ * give the same result as a single entry. */
+static void repeated_hiding_entries_stay_linear(void **state)
+{
+    (void)state;
+    es_analyzer *a = es_analyzer_new();
+    es_error err = {0};
+    char path[64];
+    assert_int_equal(es_analyzer_layer_begin(a, &err), 0);
+    for (int i = 0; i < 20000; i++) {
+        snprintf(path, sizeof path, "big/f%d", i);
+        es_entry_event ev = {.path = path, .type = ES_ENTRY_FILE, .size = 1};
+        assert_int_equal(es_analyzer_entry(a, &ev, &err), 0);
+    }
+    assert_int_equal(es_analyzer_layer_end(a, NULL, &err), 0);
+    assert_int_equal(es_analyzer_layer_begin(a, &err), 0);
+    for (int i = 0; i < 20000; i++) {
+        es_entry_event o = {.path = "big/.wh..wh..opq", .type = ES_ENTRY_FILE};
+        es_entry_event w = {.path = ".wh.big", .type = ES_ENTRY_FILE};
+        es_entry_event f = {.path = "big", .type = ES_ENTRY_FILE, .size = 2};
+        assert_int_equal(es_analyzer_entry(a, &o, &err), 0);
+        assert_int_equal(es_analyzer_entry(a, &w, &err), 0);
+        assert_int_equal(es_analyzer_entry(a, &f, &err), 0);
+    }
+    assert_int_equal(es_analyzer_layer_end(a, NULL, &err), 0);
+    es_waste_metrics m;
+    es_analyzer_metrics(a, &m);
+    /* 20000 one-byte files hidden, plus 19999 of the 20000 two-byte "big" files (the last shows) */
+    assert_int_equal(m.reclaimable_bytes, 20000 + 2 * 19999);
+    es_analyzer_free(a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -306,6 +340,7 @@ int main(void)
         cmocka_unit_test(layer_sizes_and_counts),
         cmocka_unit_test(rejects_dotdot),
         cmocka_unit_test(largest_dirs),
+        cmocka_unit_test(repeated_hiding_entries_stay_linear),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -265,13 +265,16 @@ static void final_clear(node *n)
     n->ex = NULL;
 }
 
-/* Hides what lower layers put at x's subtree (x itself only if with_self). */
+/* Hides what lower layers put at x's subtree (x itself only if with_self). The walk below x is
+ * done once per layer: later calls for the same x in the same layer find nothing new to hide. */
 static void final_hide_lower(es_analyzer *a, node *x, int with_self)
 {
-    for (node *n = x; n; n = SUBTREE_NEXT(x, n)) {
-        if (n == x && !with_self) continue;
+    if (with_self && x->present && x->layer < a->layer) final_clear(x);
+    touch(a, x);
+    if (x->cur_flags & CF_LOWER_HIDDEN) return;
+    x->cur_flags |= CF_LOWER_HIDDEN;
+    for (node *n = x->child; n; n = SUBTREE_NEXT(x, n))
         if (n->present && n->layer < a->layer) final_clear(n);
-    }
 }
 
 static void final_imply_parents(es_analyzer *a, node *n)

@@ -20,6 +20,8 @@ enum {
     CF_WHITEOUT = 4, /* a ".wh.<name>" entry in this layer deletes it */
     CF_HASCHILD = 8, /* some other node of this layer's tree lies below it (so it is no leaf) */
     CF_ISDIR = 16,   /* the entry was a directory */
+    CF_LOWER_HIDDEN = 32, /* final tree: lower layers' contents below it already hidden (once per
+                             layer, so repeated whiteouts/opaque markers/replacements stay linear) */
 };
 
 typedef struct node_extra {
