@@ -91,27 +91,55 @@ def _blobs(layers, compress, config):
     return tars, blobs, _json(cfg)
 
 
-def _write_oci(dest, blobs, config_bytes, compress):
+def _put(dest, data):
     os.makedirs(os.path.join(dest, "blobs", "sha256"), exist_ok=True)
+    d = _digest(data)
+    with open(os.path.join(dest, "blobs", "sha256", d.split(":")[1]), "wb") as f:
+        f.write(data)
+    return d
 
-    def put(data):
-        d = _digest(data)
-        with open(os.path.join(dest, "blobs", "sha256", d.split(":")[1]), "wb") as f:
-            f.write(data)
-        return d
 
+def _put_manifest(dest, blobs, config_bytes, compress):
     mt = LAYER_GZIP if compress == "gzip" else LAYER_TAR
     manifest = {"schemaVersion": 2, "mediaType": OCI_MANIFEST,
-                "config": {"mediaType": OCI_CONFIG, "digest": put(config_bytes), "size": len(config_bytes)},
-                "layers": [{"mediaType": mt, "digest": put(b), "size": len(b)} for b in blobs]}
+                "config": {"mediaType": OCI_CONFIG, "digest": _put(dest, config_bytes),
+                           "size": len(config_bytes)},
+                "layers": [{"mediaType": mt, "digest": _put(dest, b), "size": len(b)} for b in blobs]}
     mb = _json(manifest)
-    index = {"schemaVersion": 2, "mediaType": OCI_INDEX,
-             "manifests": [{"mediaType": OCI_MANIFEST, "digest": put(mb), "size": len(mb),
-                            "annotations": {"org.opencontainers.image.ref.name": "latest"}}]}
+    return {"mediaType": OCI_MANIFEST, "digest": _put(dest, mb), "size": len(mb)}
+
+
+def _write_index(dest, descriptors):
     with open(os.path.join(dest, "index.json"), "wb") as f:
-        f.write(_json(index))
+        f.write(_json({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": descriptors}))
     with open(os.path.join(dest, "oci-layout"), "w") as f:
         f.write('{"imageLayoutVersion":"1.0.0"}')
+
+
+def _write_oci(dest, blobs, config_bytes, compress):
+    desc = _put_manifest(dest, blobs, config_bytes, compress)
+    desc["annotations"] = {"org.opencontainers.image.ref.name": "latest"}
+    _write_index(dest, [desc])
+
+
+def write_multiplatform(dest, per_platform):
+    """An OCI layout whose index lists one manifest per platform: {"linux/arm64": layers, ...}.
+    Each config carries its own os/architecture. Returns the oci: reference."""
+    descs = []
+    for plat, layers in per_platform.items():
+        os_name, arch = plat.split("/")[:2]
+
+        def cfg(ids, os_name=os_name, arch=arch):
+            c = default_config(ids)
+            c["os"], c["architecture"] = os_name, arch
+            return c
+
+        _, blobs, config_bytes = _blobs(layers, "gzip", cfg)
+        desc = _put_manifest(dest, blobs, config_bytes, "gzip")
+        desc["platform"] = {"os": os_name, "architecture": arch}
+        descs.append(desc)
+    _write_index(dest, descs)
+    return f"oci:{dest}"
 
 
 def _add(tf, name, data):

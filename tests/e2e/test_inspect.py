@@ -111,6 +111,21 @@ def test_surface_packages_elf(tmp_path):
     assert ls["stripped"] is True and ls["type"] == "pie-executable"
 
 
+def test_platform_choice(tmp_path):
+    ref = di.write_multiplatform(str(tmp_path / "multi"), {
+        "linux/amd64": [[("f", "amd64-only", 100)]],
+        "linux/arm64": [[("f", "arm64-only", 200)], [("f", "arm64-only", 300)]],
+    })
+    _, r = inspect_json(ref, "--platform", "linux/arm64")
+    assert r["image"]["architecture"] == "arm64"
+    assert [f["path"] for f in r["largest_files"]] == ["/arm64-only"]
+    assert r["waste"]["wasted_bytes"] == 500
+    _, r = inspect_json(ref, "--platform", "linux/amd64")
+    assert r["image"]["architecture"] == "amd64" and r["waste"]["wasted_bytes"] == 0
+    p = run_es("inspect", ref, "--platform", "linux/s390x", check=False)
+    assert p.returncode == 7
+
+
 def test_nonroot_user(tmp_path):
     cfg = lambda ids: di.default_config(ids, user="65532:65532")
     ref = di.write_image(str(tmp_path / "nr"), [[("f", "a", 1)]], "oci", config=cfg)
