@@ -16,7 +16,14 @@ static void kv_u64(ea_buf *b, const char *k, uint64_t v, int comma)
     ea_buf_put_u64(b, v);
 }
 
-static void render_health(const ea_metrics *m, const ea_spool_stats *sp, ea_buf *b)
+/* Records refused: by the converters, plus whole requests refused before parsing (malformed
+ * head, too large, unauthorized), each counted once because their record count is unknown. */
+static uint64_t rejected_total(const ea_metrics *m, const ea_http_stats *hs)
+{
+    return m->rejected + hs->bad_requests + hs->unauthorized;
+}
+
+static void render_health(const ea_metrics *m, const ea_spool_stats *sp, const ea_http_stats *hs, ea_buf *b)
 {
     uint64_t now = ea_wall_ms();
     ea_buf_puts(b, "{\"status\":");
@@ -41,7 +48,7 @@ static void render_health(const ea_metrics *m, const ea_spool_stats *sp, ea_buf 
     kv_u64(b, "spool_dropped_oldest", sp->dropped_oldest, 0);
     kv_u64(b, "spool_refused", sp->refused, 1);
     kv_u64(b, "spool_corrupt", sp->corrupt, 1);
-    kv_u64(b, "rejected", m->rejected, 1);
+    kv_u64(b, "rejected", rejected_total(m, hs), 1);
     kv_u64(b, "filtered", m->filtered, 1);
     ea_buf_puts(b, "},\"records\":{");
     kv_u64(b, "received", m->received, 0);
@@ -73,8 +80,9 @@ static void render_metrics(const ea_metrics *m, const ea_spool_stats *sp, const 
 {
     metric(b, "records_received_total", "counter", "Records that arrived on any input.", m->received);
     metric(b, "records_accepted_total", "counter", "Records written to the spool.", m->accepted);
-    metric(b, "records_rejected_total", "counter", "Records refused as malformed, too large or unauthorized.",
-           m->rejected);
+    metric(b, "records_rejected_total", "counter",
+           "Records refused as malformed, too large or unauthorized (a refused request counts once).",
+           rejected_total(m, hs));
     metric(b, "records_filtered_total", "counter", "Records no route passed.", m->filtered);
     metric(b, "records_delivered_total", "counter", "Records acknowledged by the uplink.", m->delivered);
     metric(b, "records_dropped_total", "counter", "Records lost: spool drop-oldest, refused when full, corrupt.",
@@ -106,7 +114,7 @@ void ea_health_get(const ea_metrics *m, const ea_spool_stats *sp, const ea_http_
 {
     if (!strcmp(path, "/health")) {
         rep->status = 200;
-        render_health(m, sp, rep->body);
+        render_health(m, sp, hs, rep->body);
     } else if (!strcmp(path, "/ready")) {
         int ok = m->ready && !m->draining;
         rep->status = ok ? 200 : 503;

@@ -31,6 +31,7 @@ typedef struct conn {
     int fd;
     int state;
     int have_head, sent_continue, close_after, keep_alive;
+    int lingering; /* answer sent, write side shut: discard input until EOF or deadline */
     ea_http_req req;
     ea_buf in, out, pending;
     uint64_t deadline_ms, wait_seq;
@@ -87,8 +88,12 @@ static int conn_flush(ea_http_server *s, conn *c)
     }
     ea_loop_mod(s->loop, c->fd, EPOLLIN);
     if (c->close_after) {
+        /* lingering close: closing with unread input would send RST and could destroy the
+         * answer in flight; so shut the write side and drain until the peer closes */
         shutdown(c->fd, SHUT_WR);
-        conn_close(s, c);
+        c->lingering = 1;
+        c->in.len = 0;
+        c->deadline_ms = ea_loop_now_ms(s->loop) + 2000;
         return -1;
     }
     return 0;
@@ -228,6 +233,14 @@ static void on_conn(ea_loop *l, int fd, uint32_t events, void *arg)
     if (!(events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
         return;
     char tmp[16384];
+    if (c->lingering) {
+        ssize_t n;
+        while ((n = recv(fd, tmp, sizeof tmp, 0)) > 0)
+            ;
+        if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+            conn_close(s, c);
+        return;
+    }
     for (;;) {
         ssize_t n = recv(fd, tmp, sizeof tmp, 0);
         if (n < 0 && errno == EINTR)
@@ -261,15 +274,8 @@ static void on_accept(ea_loop *l, int fd, uint32_t events, void *arg)
         int cfd = accept4(fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (cfd < 0)
             return;
-        if (s->nconns >= s->cfg.max_conns) {
-            static const char body[] = "{\"error\":\"too many connections\"}\n";
-            char busy[256];
-            int bl = snprintf(busy, sizeof busy,
-                              "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-                              "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
-                              sizeof body - 1, body);
-            ssize_t w = send(cfd, busy, (size_t)bl, MSG_NOSIGNAL | MSG_DONTWAIT);
-            (void)w;
+        int over = s->nconns >= s->cfg.max_conns;
+        if (over && s->nconns >= s->cfg.max_conns + 16) { /* not even room to say so politely */
             close(cfd);
             s->st.conn_refused++;
             continue;
@@ -302,6 +308,10 @@ static void on_accept(ea_loop *l, int fd, uint32_t events, void *arg)
         s->conns = c;
         s->nconns++;
         start_next_request(s, c);
+        if (over) {
+            s->st.conn_refused++;
+            send_error(s, c, 503, "too many connections");
+        }
     }
 }
 
@@ -313,6 +323,10 @@ static void on_sweep(ea_loop *l, void *arg)
         next = c->next;
         if (c->state == ST_WAITING || now < c->deadline_ms)
             continue;
+        if (c->lingering) {
+            conn_close(s, c);
+            continue;
+        }
         if (c->in.len && !c->close_after) {
             s->st.timeouts++;
             send_error(s, c, 408, "request not received in time");

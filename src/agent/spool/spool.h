@@ -3,7 +3,7 @@
  *
  * On disk: DIR/seg-<first seq, 16 hex>.log segment files, append-only, each record
  *   magic "EAR1" | u32 len | u64 seq | u32 crc32c(len, seq, payload) | payload     (little endian)
- * and DIR/ack (u64 watermark + u32 crc32c), replaced atomically (write tmp, fsync, rename): every
+ * and DIR/ack (u64 watermark + u32 crc32c), replaced atomically (write tmp, rename): every
  * record with seq <= watermark was delivered and is never offered again after a restart.
  *
  * Invariants: sequence numbers are strictly increasing across segments and restarts; a segment
