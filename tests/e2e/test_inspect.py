@@ -224,3 +224,41 @@ def test_real_podman_images(multilayer_reports):
     ls = elf.get("/usr/bin/ls")
     assert ls and ls["linking"] == "dynamic" and ls["interpreter"].startswith("/lib")
     assert elf["/sbin/ldconfig" if "/sbin/ldconfig" in elf else "/usr/sbin/ldconfig"]["linking"] == "static-pie"
+
+
+def test_hostile_content_is_reported_not_crashed(tmp_path):
+    """Garbage where inspect reads content: truncated and corrupt ELF headers, a binary dpkg
+    status, an undecodable capability. The report is produced; nothing is invented."""
+    ls = di.read_host("/bin/ls")
+    layers = [[
+        ("d", "bin"), ("f", "bin/trunc", ls[:100], 0o755), ("f", "bin/magic-only", b"\x7fELF", 0o755),
+        ("f", "bin/badclass", b"\x7fELF\x07\x09" + bytes(58), 0o755),
+        ("f", "bin/huge-counts", ls[:64] + bytes(range(256)) * 4, 0o755),
+        ("d", "var"), ("d", "var/lib"), ("d", "var/lib/dpkg"),
+        ("f", "var/lib/dpkg/status", bytes(range(256)) * 64),
+        ("f", "bin/capgarbage", 10, 0o755, {"security.capability": b"\xff\xff\xff\xff\x01"}),
+    ]]
+    ref = di.write_image(str(tmp_path / "h"), layers, "oci")
+    _, r = inspect_json(ref)
+    elf = {f["path"]: f for f in r["elf"]["files"]}
+    assert set(elf) == {"/bin/trunc", "/bin/huge-counts"}  # only headers that parse
+    assert elf["/bin/trunc"]["stripped"] is None and elf["/bin/trunc"]["interpreter"] is None
+    assert r["packages"]["count"] == 0
+    caps = r["attack_surface"]["capabilities"]
+    assert len(caps) == 1 and caps[0]["valid"] is False
+
+
+def test_escaping_path_and_bad_digest(tmp_path):
+    ref = di.write_image(str(tmp_path / "esc"), [[("f", "a", 1), ("f", "../../evil", 1)]], "oci")
+    p = run_es("inspect", ref, check=False)
+    assert p.returncode == 6 and b"evil" in p.stderr
+    dest = tmp_path / "bad"
+    ref = di.write_image(str(dest), di.WASTE, "oci", compress="none")
+    idx = json.load(open(dest / "index.json"))
+    man = json.load(open(dest / "blobs" / "sha256" / idx["manifests"][0]["digest"].split(":")[1]))
+    blob = dest / "blobs" / "sha256" / man["layers"][1]["digest"].split(":")[1]
+    data = bytearray(blob.read_bytes())
+    data[600] ^= 0xFF  # same size, different digest
+    blob.write_bytes(bytes(data))
+    p = run_es("inspect", ref, "--json", check=False)
+    assert p.returncode == 5 and p.stdout == b""
