@@ -79,6 +79,14 @@ static void test_oci_archive(void **state)
     char *d = tmpdir_new();
     t_files f = {0};
     t_image t;
+    /* a PAX long name and a GNU-style long symlink first, so blob offsets come after
+     * extension headers */
+    char longname[300];
+    memset(longname, 'n', sizeof longname - 1);
+    longname[sizeof longname - 1] = 0;
+    memcpy(longname, "extra/", 6);
+    tf_put_str(&f, longname, "padding entry with a long name\n");
+    tf_symlink(&f, "extra/link", longname);
     make_oci(&f, &t);
     char *tar = path_join(d, "img.tar");
     tf_to_tar(&f, tar);
@@ -286,13 +294,28 @@ static void test_named_refs(void **state)
     memcpy(bd.s, json_string_value(json_object_get(b, "digest")), ES_DIGEST_LEN + 1);
     json_array_append_new(ms, a);
     json_array_append_new(ms, b);
-    char *idx = index_json_of(ms);
+    json_t *l = add_image(&f, "l\n", "amd64", NULL, NULL);
+    json_object_set_new(l, "annotations", json_pack("{s:s}", "org.opencontainers.image.ref.name", "latest"));
+    json_array_append_new(ms, l);
+    char *idx = index_json_of(json_incref(ms));
     tf_put_str(&f, "index.json", idx);
     tf_put_str(&f, "oci-layout", "{\"imageLayoutVersion\":\"1.0.0\"}");
     tf_to_dir(&f, d);
     char *ref = NULL;
     es_image *img = NULL;
     es_error err = {0};
+    assert_true(asprintf(&ref, "oci:%s", d) > 0);
+    /* several names: "latest" is the default */
+    assert_int_equal(es_image_open(ref, NULL, &img, &err), 0);
+    assert_string_equal(img->repo_tags[0], "latest");
+    es_image_close(img);
+    free(ref);
+    /* without a "latest", naming one is required */
+    json_array_remove(ms, 2);
+    free(idx);
+    idx = index_json_of(json_incref(ms));
+    tf_put_str(&f, "index.json", idx);
+    tf_to_dir(&f, d);
     assert_true(asprintf(&ref, "oci:%s", d) > 0);
     assert_int_equal(es_image_open(ref, NULL, &img, &err), -1);
     assert_int_equal(err.code, ES_EUSAGE);
@@ -309,6 +332,7 @@ static void test_named_refs(void **state)
     assert_int_equal(err.code, ES_EUSAGE);
     free(ref);
     free(idx);
+    json_decref(ms);
     tf_free(&f);
     rm_rf(d);
     free(d);

@@ -375,6 +375,20 @@ static int filter_by_ref(es_index_doc *idx, const char *ref, const char *name, e
         idx->manifests[k++] = idx->manifests[i];
     }
     idx->n = k;
+    if (!ref && several_names) {
+        /* as skopeo and image.h promise: with no REF, "latest" when the layout has one */
+        size_t keep = 0;
+        for (size_t i = 0; i < idx->n; i++) {
+            const char *rn = idx->manifests[i].ref_name;
+            if (rn && !strcmp(rn, "latest")) idx->manifests[keep++] = idx->manifests[i];
+            else free(idx->manifests[i].ref_name);
+        }
+        if (keep) {
+            idx->n = keep;
+            return 0;
+        }
+        idx->n = 0;
+    }
     if (ref && k == 0) return es_err(err, ES_EUSAGE, "%s: no image named \"%s\"; the layout has: %s", name, ref, list);
     if (!ref && several_names)
         return es_err(err, ES_EUSAGE, "%s: holds several images, name one with :REF (%s)", name, list);
