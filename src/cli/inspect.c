@@ -36,12 +36,16 @@ static void inspect_help(FILE *f)
             "                      (lowestEfficiency 0.9, highestUserWastedPercent 0.1,\n"
             "                      highestWastedBytes disabled)\n"
             "  --ci-config FILE    dive's .dive-ci YAML (implies --ci)\n"
+            "  --lowest-efficiency V, --highest-wasted-bytes V, --highest-user-wasted-percent V\n"
+            "                      override one rule (V may be 'disabled'; implies --ci); dive's\n"
+            "                      spellings --lowestEfficiency etc. are accepted too\n"
             "  -h, --help          this help\n\n"
             "See docs/inspect.md; exit codes: docs/exit-codes.md.\n");
 }
 
 typedef struct inspect_opts {
     const char *image, *platform, *ci_config;
+    const char *rule_override[ES_CI_NRULES]; /* from the command line, over the file */
     int json, ci, top;
 } inspect_opts;
 
@@ -60,6 +64,12 @@ static int parse_args(int argc, char **argv, inspect_opts *o, int *done)
         {"json", no_argument, 0, 'j'},       {"top", required_argument, 0, 't'},
         {"platform", required_argument, 0, 'p'}, {"ci", no_argument, 0, 'c'},
         {"ci-config", required_argument, 0, 'C'}, {"help", no_argument, 0, 'h'},
+        {"lowest-efficiency", required_argument, 0, 1000 + ES_CI_LOWEST_EFFICIENCY},
+        {"lowestEfficiency", required_argument, 0, 1000 + ES_CI_LOWEST_EFFICIENCY},
+        {"highest-wasted-bytes", required_argument, 0, 1000 + ES_CI_HIGHEST_WASTED_BYTES},
+        {"highestWastedBytes", required_argument, 0, 1000 + ES_CI_HIGHEST_WASTED_BYTES},
+        {"highest-user-wasted-percent", required_argument, 0, 1000 + ES_CI_HIGHEST_USER_WASTED_PERCENT},
+        {"highestUserWastedPercent", required_argument, 0, 1000 + ES_CI_HIGHEST_USER_WASTED_PERCENT},
         {0, 0, 0, 0},
     };
     memset(o, 0, sizeof *o);
@@ -77,6 +87,14 @@ static int parse_args(int argc, char **argv, inspect_opts *o, int *done)
         case 'p': o->platform = optarg; break;
         case 'c': o->ci = 1; break;
         case 'C': o->ci = 1, o->ci_config = optarg; break;
+        case 1000 + ES_CI_LOWEST_EFFICIENCY:
+        case 1000 + ES_CI_HIGHEST_WASTED_BYTES:
+        case 1000 + ES_CI_HIGHEST_USER_WASTED_PERCENT:
+            if (strlen(optarg) >= sizeof ((es_ci_rule *)0)->value)
+                return cli_usage_error("inspect", "rule value too long: '%s'", optarg);
+            o->rule_override[c - 1000] = optarg;
+            o->ci = 1;
+            break;
         case 'h':
             inspect_help(stdout);
             *done = 1;
@@ -274,13 +292,26 @@ static const char *status_name(es_ci_status s)
     return s == ES_CI_PASS ? "PASS" : s == ES_CI_FAIL ? "FAIL" : "SKIP";
 }
 
+/* Defaults, then the file (--ci-config, else ./.dive-ci when present), then command-line rules. */
 static int load_ci_config(const inspect_opts *o, es_ci_config *c, const char **used, es_error *err)
 {
     es_ci_config_default(c);
     *used = NULL;
     if (o->ci_config) *used = o->ci_config;
     else if (access(".dive-ci", R_OK) == 0) *used = ".dive-ci";
-    return *used ? es_ci_config_load(c, *used, err) : 0;
+    if (*used && es_ci_config_load(c, *used, err) != 0) return -1;
+    int overridden = 0;
+    for (int i = 0; i < ES_CI_NRULES; i++) {
+        if (!o->rule_override[i]) continue;
+        snprintf(c->rules[i].value, sizeof c->rules[i].value, "%s", o->rule_override[i]);
+        overridden = 1;
+    }
+    if (!overridden) return 0;
+    if (es_ci_config_validate(c, "command line", err) != 0) {
+        err->code = ES_EUSAGE;
+        return -1;
+    }
+    return 0;
 }
 
 static json_t *ci_json(const char *used, int pass, const es_ci_result *res)

@@ -172,6 +172,21 @@ def test_ci_gates(tmp_path):
     assert p.returncode == 4 and b"bad.yml" in p.stderr and b"lowestEfficiency" in p.stderr
 
 
+def test_ci_rule_overrides(tmp_path):
+    ref = di.write_image(str(tmp_path / "img"), di.WASTE, "oci")
+    work = tmp_path / "w"
+    work.mkdir()
+    write(work / ".dive-ci", "rules:\n  lowestEfficiency: 0.99\n")
+    # the file alone fails (0.907 < 0.99); dive's flag spelling overrides it
+    assert run_es("inspect", ref, "--ci", cwd=str(work), check=False).returncode == 8
+    p, r = inspect_json(ref, "--lowestEfficiency", "0.5", "--highest-user-wasted-percent", "disabled",
+                        cwd=str(work), check=False)
+    assert p.returncode == 0 and r["ci"]["pass"] is True
+    assert {x["rule"]: x["threshold"] for x in r["ci"]["rules"]}["lowestEfficiency"] == "0.5"
+    p = run_es("inspect", ref, "--highest-wasted-bytes", "lots", check=False)
+    assert p.returncode == 2 and b"highestWastedBytes" in p.stderr
+
+
 def test_json_is_deterministic_and_human_output(tmp_path):
     ref = di.write_image(str(tmp_path / "img"), di.WASTE, "oci")
     a = run_es("inspect", ref, "--json").stdout
