@@ -193,10 +193,10 @@ static void print_largest(const json_t *r)
     char a[32];
     size_t i;
     json_t *f;
-    printf("\nLargest files:\n");
+    printf("\nLargest files:%s\n", json_array_size(json_object_get(r, "largest_files")) ? "" : " none");
     json_array_foreach(json_object_get(r, "largest_files"), i, f)
         printf("  %10s  %s  (layer %lld)\n", hb(jint(f, "size"), a), jstr(f, "path"), jint(f, "layer") + 1);
-    printf("Largest directories:\n");
+    printf("Largest directories:%s\n", json_array_size(json_object_get(r, "largest_dirs")) ? "" : " none");
     json_array_foreach(json_object_get(r, "largest_dirs"), i, f)
         printf("  %10s  %s  (%lld files)\n", hb(jint(f, "size"), a), jstr(f, "path"), jint(f, "files"));
 }
