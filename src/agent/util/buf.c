@@ -66,7 +66,7 @@ int ea_buf_put_double(ea_buf *b, double v)
 {
     if (!isfinite(v))
         return ea_buf_puts(b, "null");
-    if (v == (double)(int64_t)v && fabs(v) < 1e15)
+    if (fabs(v) < 1e15 && v == (double)(int64_t)v) /* range first: the cast is UB out of range */
         return ea_buf_put_i64(b, (int64_t)v);
     char tmp[32];
     snprintf(tmp, sizeof tmp, "%.15g", v);
