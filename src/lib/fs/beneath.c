@@ -70,44 +70,54 @@ int es_open_dir_in_root_nofollow(int rootfd, const char *path)
     return fd;
 }
 
-int es_open_dir_in_root_create(int rootfd, const char *path, const char *name, es_error *err)
+static int open_failed(const char *path, const char *name, es_error *err)
 {
-    int fd = es_open_dir_in_root(rootfd, path);
-    if (fd >= 0) return fd;
-    if (errno != ENOENT) goto fail;
-    /* Create the missing components one by one, each resolved in the root again. */
-    es_cleanup_free char *prefix = es_xstrdup(path);
-    for (char *p = prefix;; p++) {
-        if (*p != '/' && *p != 0) continue;
-        char saved = *p;
-        *p = 0;
-        fd = es_open_dir_in_root(rootfd, prefix);
-        if (fd < 0 && errno == ENOENT) {
-            char *slash = strrchr(prefix, '/');
-            const char *base = slash ? slash + 1 : prefix;
-            if (slash) *slash = 0;
-            int parent = es_open_dir_in_root(rootfd, slash ? prefix : "");
-            if (slash) *slash = '/';
-            if (parent < 0) goto fail;
-            int r = mkdirat(parent, base, 0755);
-            close(parent);
-            if (r < 0 && errno != EEXIST) goto fail;
-            fd = es_open_dir_in_root(rootfd, prefix);
-            if (fd < 0 && errno == ENOENT && r < 0)
-                return es_err(err, ES_EUNSAFE, "%s: parent '%s' is a symlink to a missing directory",
-                              name, prefix);
-        }
-        if (fd < 0) goto fail;
-        *p = saved;
-        if (saved == 0) return fd;
-        close(fd);
-    }
-fail:
     if (errno == ENOTDIR)
         return es_err(err, ES_EFORMAT, "%s: parent '%s' is not a directory", name, path);
     if (errno == EXDEV || errno == ELOOP)
         return es_err_sys(err, ES_EUNSAFE, "%s: parent '%s' leads out of the root", name, path);
     return es_err_sys(err, ES_EIO, "%s: cannot open parent directory '%s'", name, path);
+}
+
+/* Opens prefix (a path below the root), creating its last component if it is missing. */
+static int open_or_create(int rootfd, char *prefix, const char *name, es_error *err)
+{
+    int fd = es_open_dir_in_root(rootfd, prefix);
+    if (fd >= 0 || errno != ENOENT) return fd >= 0 ? fd : open_failed(prefix, name, err);
+    char *slash = strrchr(prefix, '/');
+    const char *base = slash ? slash + 1 : prefix;
+    if (slash) *slash = 0;
+    int parent = es_open_dir_in_root(rootfd, slash ? prefix : "");
+    if (slash) *slash = '/';
+    if (parent < 0) return open_failed(prefix, name, err);
+    int r = mkdirat(parent, base, 0755);
+    close(parent);
+    if (r < 0 && errno != EEXIST) return open_failed(prefix, name, err);
+    fd = es_open_dir_in_root(rootfd, prefix);
+    if (fd >= 0) return fd;
+    if (errno == ENOENT && r < 0)
+        return es_err(err, ES_EUNSAFE, "%s: parent '%s' is a symlink to a missing directory", name, prefix);
+    return open_failed(prefix, name, err);
+}
+
+int es_open_dir_in_root_create(int rootfd, const char *path, const char *name, es_error *err)
+{
+    int fd = es_open_dir_in_root(rootfd, path);
+    if (fd >= 0) return fd;
+    if (errno != ENOENT) return open_failed(path, name, err);
+    /* Create the missing components one by one, each resolved in the root again. */
+    char *prefix = es_xstrdup(path);
+    for (char *p = prefix;; p++) {
+        if (*p != '/' && *p != 0) continue;
+        char saved = *p;
+        *p = 0;
+        fd = open_or_create(rootfd, prefix, name, err);
+        *p = saved;
+        if (fd < 0 || saved == 0) break;
+        close(fd);
+    }
+    free(prefix);
+    return fd;
 }
 
 int es_remove_tree_at(int dirfd, const char *name)
