@@ -19,28 +19,32 @@
 
 static void inspect_help(FILE *f)
 {
-    fprintf(f,
-            "Usage: edgeslim inspect IMAGE [--json] [--top N] [--platform OS/ARCH[/VARIANT]]\n"
-            "                        [--ci [--ci-config FILE]]\n\n"
-            "Show an image's layers (created by, size, compressed size, files), totals, dive's waste\n"
-            "metrics (efficiency, wasted bytes, user wasted %%) and the bytes really reclaimable, the\n"
-            "largest files and directories, installed packages (dpkg, apk), ELF files and the attack\n"
-            "surface (shells, package managers, setuid/setgid, world-writable, capabilities, user, ports).\n"
-            "Every layer is read once and its digests verified.\n\n"
-            "  IMAGE               docker-archive:PATH, oci:DIR[:REF], oci-archive:PATH[:REF] or a bare path\n"
-            "  --json              everything as JSON on stdout (fields: docs/inspect-json.md)\n"
-            "  --top N             list the N largest files/directories (default 10)\n"
-            "  --platform P        pick P from a multi-platform image (default: this host)\n"
-            "  --ci                evaluate dive's CI rules; exit 8 when one fails. Rules come from\n"
-            "                      --ci-config FILE, else ./.dive-ci if it exists, else dive's defaults\n"
-            "                      (lowestEfficiency 0.9, highestUserWastedPercent 0.1,\n"
-            "                      highestWastedBytes disabled)\n"
-            "  --ci-config FILE    dive's .dive-ci YAML (implies --ci)\n"
-            "  --lowest-efficiency V, --highest-wasted-bytes V, --highest-user-wasted-percent V\n"
-            "                      override one rule (V may be 'disabled'; implies --ci); dive's\n"
-            "                      spellings --lowestEfficiency etc. are accepted too\n"
-            "  -h, --help          this help\n\n"
-            "See docs/inspect.md; exit codes: docs/exit-codes.md.\n");
+    fprintf(
+        f,
+        "Usage: edgeslim inspect IMAGE [--json] [--top N] [--platform OS/ARCH[/VARIANT]]\n"
+        "                        [--ci [--ci-config FILE]]\n\n"
+        "Show an image's layers (created by, size, compressed size, files), totals, dive's waste\n"
+        "metrics (efficiency, wasted bytes, user wasted %%) and the bytes really reclaimable, the\n"
+        "largest files and directories, installed packages (dpkg, apk), ELF files and the attack\n"
+        "surface (shells, package managers, setuid/setgid, world-writable, capabilities, user, "
+        "ports).\n"
+        "Every layer is read once and its digests verified.\n\n"
+        "  IMAGE               docker-archive:PATH, oci:DIR[:REF], oci-archive:PATH[:REF] or a "
+        "bare path\n"
+        "  --json              everything as JSON on stdout (fields: docs/inspect-json.md)\n"
+        "  --top N             list the N largest files/directories (default 10)\n"
+        "  --platform P        pick P from a multi-platform image (default: this host)\n"
+        "  --ci                evaluate dive's CI rules; exit 8 when one fails. Rules come from\n"
+        "                      --ci-config FILE, else ./.dive-ci if it exists, else dive's "
+        "defaults\n"
+        "                      (lowestEfficiency 0.9, highestUserWastedPercent 0.1,\n"
+        "                      highestWastedBytes disabled)\n"
+        "  --ci-config FILE    dive's .dive-ci YAML (implies --ci)\n"
+        "  --lowest-efficiency V, --highest-wasted-bytes V, --highest-user-wasted-percent V\n"
+        "                      override one rule (V may be 'disabled'; implies --ci); dive's\n"
+        "                      spellings --lowestEfficiency etc. are accepted too\n"
+        "  -h, --help          this help\n\n"
+        "See docs/inspect.md; exit codes: docs/exit-codes.md.\n");
 }
 
 typedef struct inspect_opts {
@@ -61,15 +65,20 @@ static int parse_top(const char *s, int *out)
 static int parse_args(int argc, char **argv, inspect_opts *o, int *done)
 {
     static const struct option longopts[] = {
-        {"json", no_argument, 0, 'j'},       {"top", required_argument, 0, 't'},
-        {"platform", required_argument, 0, 'p'}, {"ci", no_argument, 0, 'c'},
-        {"ci-config", required_argument, 0, 'C'}, {"help", no_argument, 0, 'h'},
+        {"json", no_argument, 0, 'j'},
+        {"top", required_argument, 0, 't'},
+        {"platform", required_argument, 0, 'p'},
+        {"ci", no_argument, 0, 'c'},
+        {"ci-config", required_argument, 0, 'C'},
+        {"help", no_argument, 0, 'h'},
         {"lowest-efficiency", required_argument, 0, 1000 + ES_CI_LOWEST_EFFICIENCY},
         {"lowestEfficiency", required_argument, 0, 1000 + ES_CI_LOWEST_EFFICIENCY},
         {"highest-wasted-bytes", required_argument, 0, 1000 + ES_CI_HIGHEST_WASTED_BYTES},
         {"highestWastedBytes", required_argument, 0, 1000 + ES_CI_HIGHEST_WASTED_BYTES},
-        {"highest-user-wasted-percent", required_argument, 0, 1000 + ES_CI_HIGHEST_USER_WASTED_PERCENT},
-        {"highestUserWastedPercent", required_argument, 0, 1000 + ES_CI_HIGHEST_USER_WASTED_PERCENT},
+        {"highest-user-wasted-percent", required_argument, 0,
+         1000 + ES_CI_HIGHEST_USER_WASTED_PERCENT},
+        {"highestUserWastedPercent", required_argument, 0,
+         1000 + ES_CI_HIGHEST_USER_WASTED_PERCENT},
         {0, 0, 0, 0},
     };
     memset(o, 0, sizeof *o);
@@ -79,18 +88,27 @@ static int parse_args(int argc, char **argv, inspect_opts *o, int *done)
     int c;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (c) {
-        case 'j': o->json = 1; break;
+        case 'j':
+            o->json = 1;
+            break;
         case 't':
             if (parse_top(optarg, &o->top) != 0)
-                return cli_usage_error("inspect", "--top: want a number from 1 to 100000, not '%s'", optarg);
+                return cli_usage_error("inspect", "--top: want a number from 1 to 100000, not '%s'",
+                                       optarg);
             break;
-        case 'p': o->platform = optarg; break;
-        case 'c': o->ci = 1; break;
-        case 'C': o->ci = 1, o->ci_config = optarg; break;
+        case 'p':
+            o->platform = optarg;
+            break;
+        case 'c':
+            o->ci = 1;
+            break;
+        case 'C':
+            o->ci = 1, o->ci_config = optarg;
+            break;
         case 1000 + ES_CI_LOWEST_EFFICIENCY:
         case 1000 + ES_CI_HIGHEST_WASTED_BYTES:
         case 1000 + ES_CI_HIGHEST_USER_WASTED_PERCENT:
-            if (strlen(optarg) >= sizeof ((es_ci_rule *)0)->value)
+            if (strlen(optarg) >= sizeof((es_ci_rule *)0)->value)
                 return cli_usage_error("inspect", "rule value too long: '%s'", optarg);
             o->rule_override[c - 1000] = optarg;
             o->ci = 1;
@@ -99,7 +117,8 @@ static int parse_args(int argc, char **argv, inspect_opts *o, int *done)
             inspect_help(stdout);
             *done = 1;
             return ES_OK;
-        default: return cli_usage_error("inspect", "unknown option");
+        default:
+            return cli_usage_error("inspect", "unknown option");
         }
     }
     if (argc - optind != 1) return cli_usage_error("inspect", "want exactly one IMAGE");
@@ -150,19 +169,22 @@ static void short_created_by(const char *s, char *out, size_t len)
 static void print_layers(const json_t *r)
 {
     char a[32], b[32], c[32];
-    printf("%-5s %10s %10s %11s %7s  %s\n", "LAYER", "SIZE", "TAR", "COMPRESSED", "FILES", "CREATED BY");
+    printf("%-5s %10s %10s %11s %7s  %s\n", "LAYER", "SIZE", "TAR", "COMPRESSED", "FILES",
+           "CREATED BY");
     size_t i;
     json_t *l;
-    json_array_foreach(json_object_get(r, "layers"), i, l) {
+    json_array_foreach(json_object_get(r, "layers"), i, l)
+    {
         char cb[64];
-        short_created_by(json_is_string(json_object_get(l, "created_by")) ? jstr(l, "created_by") : "(missing)",
+        short_created_by(json_is_string(json_object_get(l, "created_by")) ? jstr(l, "created_by")
+                                                                          : "(missing)",
                          cb, sizeof cb);
-        printf("%-5zu %10s %10s %11s %7lld  %s\n", i + 1, hb(jint(l, "size"), a), hb(jint(l, "tar_size"), b),
-               hb(jint(l, "compressed_size"), c), jint(l, "files"), cb);
+        printf("%-5zu %10s %10s %11s %7lld  %s\n", i + 1, hb(jint(l, "size"), a),
+               hb(jint(l, "tar_size"), b), hb(jint(l, "compressed_size"), c), jint(l, "files"), cb);
     }
     const json_t *t = json_object_get(r, "totals");
-    printf("%-5s %10s %10s %11s %7lld\n", "TOTAL", hb(jint(t, "size"), a), hb(jint(t, "tar_size"), b),
-           hb(jint(t, "compressed_size"), c), jint(t, "files"));
+    printf("%-5s %10s %10s %11s %7lld\n", "TOTAL", hb(jint(t, "size"), a),
+           hb(jint(t, "tar_size"), b), hb(jint(t, "compressed_size"), c), jint(t, "files"));
     printf("Final tree: %lld files, %s, %lld directories, %lld links\n", jint(t, "final_files"),
            hb(jint(t, "final_size"), a), jint(t, "final_dirs"), jint(t, "final_links"));
 }
@@ -172,10 +194,13 @@ static void print_waste(const json_t *r)
     const json_t *w = json_object_get(r, "waste");
     const json_t *uwp = json_object_get(w, "user_wasted_percent");
     char a[32], b[32], pct[32];
-    if (json_is_real(uwp)) snprintf(pct, sizeof pct, "%.2f %%", json_real_value(uwp) * 100);
-    else snprintf(pct, sizeof pct, "%s", jint(w, "wasted_bytes") ? "inf" : "n/a");
+    if (json_is_real(uwp))
+        snprintf(pct, sizeof pct, "%.2f %%", json_real_value(uwp) * 100);
+    else
+        snprintf(pct, sizeof pct, "%s", jint(w, "wasted_bytes") ? "inf" : "n/a");
     printf("\nWaste (as dive computes it): efficiency %.2f %%, wasted %s, user wasted %s\n",
-           json_real_value(json_object_get(w, "efficiency")) * 100, hb(jint(w, "wasted_bytes"), a), pct);
+           json_real_value(json_object_get(w, "efficiency")) * 100, hb(jint(w, "wasted_bytes"), a),
+           pct);
     printf("Reclaimable (each hidden byte once, incl. deleted dirs and opaque whiteouts): %s\n",
            hb(jint(w, "reclaimable_bytes"), b));
     const json_t *ine = json_object_get(w, "inefficient_files");
@@ -183,8 +208,8 @@ static void print_waste(const json_t *r)
         printf("  %5s %10s  %s\n", "COUNT", "WASTED", "PATH (in 2+ layers)");
         size_t i;
         json_t *f;
-        json_array_foreach(ine, i, f)
-            printf("  %5lld %10s  %s\n", jint(f, "count"), hb(jint(f, "wasted_bytes"), a), jstr(f, "path"));
+        json_array_foreach(ine, i, f) printf("  %5lld %10s  %s\n", jint(f, "count"),
+                                             hb(jint(f, "wasted_bytes"), a), jstr(f, "path"));
     }
 }
 
@@ -193,12 +218,15 @@ static void print_largest(const json_t *r)
     char a[32];
     size_t i;
     json_t *f;
-    printf("\nLargest files:%s\n", json_array_size(json_object_get(r, "largest_files")) ? "" : " none");
+    printf("\nLargest files:%s\n",
+           json_array_size(json_object_get(r, "largest_files")) ? "" : " none");
     json_array_foreach(json_object_get(r, "largest_files"), i, f)
-        printf("  %10s  %s  (layer %lld)\n", hb(jint(f, "size"), a), jstr(f, "path"), jint(f, "layer") + 1);
-    printf("Largest directories:%s\n", json_array_size(json_object_get(r, "largest_dirs")) ? "" : " none");
-    json_array_foreach(json_object_get(r, "largest_dirs"), i, f)
-        printf("  %10s  %s  (%lld files)\n", hb(jint(f, "size"), a), jstr(f, "path"), jint(f, "files"));
+        printf("  %10s  %s  (layer %lld)\n", hb(jint(f, "size"), a), jstr(f, "path"),
+               jint(f, "layer") + 1);
+    printf("Largest directories:%s\n",
+           json_array_size(json_object_get(r, "largest_dirs")) ? "" : " none");
+    json_array_foreach(json_object_get(r, "largest_dirs"), i, f) printf(
+        "  %10s  %s  (%lld files)\n", hb(jint(f, "size"), a), jstr(f, "path"), jint(f, "files"));
 }
 
 static void print_packages_elf(const json_t *r)
@@ -206,18 +234,22 @@ static void print_packages_elf(const json_t *r)
     char a[32];
     const json_t *p = json_object_get(r, "packages"), *e = json_object_get(r, "elf");
     printf("\nPackages: ");
-    if (!jint(p, "count")) printf("none found (no dpkg or apk database)\n");
+    if (!jint(p, "count"))
+        printf("none found (no dpkg or apk database)\n");
     else {
         size_t i;
         json_t *m;
-        json_array_foreach(json_object_get(p, "managers"), i, m) printf("%s%s", i ? "+" : "", json_string_value(m));
-        printf(", %lld packages, %s installed\n", jint(p, "count"), hb(jint(p, "installed_size"), a));
+        json_array_foreach(json_object_get(p, "managers"), i, m)
+            printf("%s%s", i ? "+" : "", json_string_value(m));
+        printf(", %lld packages, %s installed\n", jint(p, "count"),
+               hb(jint(p, "installed_size"), a));
     }
     printf("ELF files: %lld (%s)", jint(e, "count"), hb(jint(e, "size"), a));
     const char *k;
     json_t *v;
     const char *sep = ": ";
-    json_object_foreach(json_object_get(e, "linking"), k, v) {
+    json_object_foreach(json_object_get(e, "linking"), k, v)
+    {
         printf("%s%lld %s", sep, (long long)json_integer_value(v), k);
         sep = ", ";
     }
@@ -236,13 +268,15 @@ static void print_paths(const char *label, const json_t *arr, int top)
     }
     size_t i;
     json_t *x;
-    json_array_foreach(arr, i, x) {
+    json_array_foreach(arr, i, x)
+    {
         if ((int)i >= top) {
             printf(" (+%zu more)", json_array_size(arr) - i);
             break;
         }
         printf("%s%s", i ? ", " : "", jstr(x, "path"));
-        if (json_object_get(x, "text")) printf(" %s", jstr(x, "text"));
+        if (json_object_get(x, "text"))
+            printf(" %s", jstr(x, "text"));
         else if (json_object_get(x, "target") && !strcmp(jstr(x, "type"), "symlink"))
             printf(" -> %s", jstr(x, "target"));
     }
@@ -260,7 +294,8 @@ static void print_attack_surface(const json_t *r, int top)
     size_t i;
     json_t *x;
     if (!json_array_size(json_object_get(s, "exposed_ports"))) printf("none");
-    json_array_foreach(json_object_get(s, "exposed_ports"), i, x) printf("%s%s", i ? ", " : "", json_string_value(x));
+    json_array_foreach(json_object_get(s, "exposed_ports"), i, x)
+        printf("%s%s", i ? ", " : "", json_string_value(x));
     printf("\n");
     print_paths("shells", json_object_get(s, "shells"), top);
     print_paths("package mgrs", json_object_get(s, "package_managers"), top);
@@ -274,9 +309,10 @@ static void print_attack_surface(const json_t *r, int top)
 static void print_human(const json_t *r, int top)
 {
     const json_t *img = json_object_get(r, "image");
-    printf("Image: %s:%s  %s/%s%s%s  manifest %.19s\n", jstr(img, "transport"), jstr(img, "reference"),
-           jstr(img, "os"), jstr(img, "architecture"), json_is_string(json_object_get(img, "variant")) ? "/" : "",
-           jstr(img, "variant"), jstr(img, "manifest_digest"));
+    printf("Image: %s:%s  %s/%s%s%s  manifest %.19s\n", jstr(img, "transport"),
+           jstr(img, "reference"), jstr(img, "os"), jstr(img, "architecture"),
+           json_is_string(json_object_get(img, "variant")) ? "/" : "", jstr(img, "variant"),
+           jstr(img, "manifest_digest"));
     printf("\n");
     print_layers(r);
     print_waste(r);
@@ -297,8 +333,10 @@ static int load_ci_config(const inspect_opts *o, es_ci_config *c, const char **u
 {
     es_ci_config_default(c);
     *used = NULL;
-    if (o->ci_config) *used = o->ci_config;
-    else if (access(".dive-ci", R_OK) == 0) *used = ".dive-ci";
+    if (o->ci_config)
+        *used = o->ci_config;
+    else if (access(".dive-ci", R_OK) == 0)
+        *used = ".dive-ci";
     if (*used && es_ci_config_load(c, *used, err) != 0) return -1;
     int overridden = 0;
     for (int i = 0; i < ES_CI_NRULES; i++) {
@@ -337,7 +375,8 @@ static void print_ci(const char *used, int pass, const es_ci_result *res)
     int n[3] = {0, 0, 0};
     for (int i = 0; i < ES_CI_NRULES; i++) {
         n[res[i].status]++;
-        printf("  %s  %-26s %-10s %s\n", status_name(res[i].status), res[i].key, res[i].value, res[i].message);
+        printf("  %s  %-26s %-10s %s\n", status_name(res[i].status), res[i].key, res[i].value,
+               res[i].message);
     }
     printf("Result: %s (%d passed, %d failed, %d skipped)\n", pass ? "PASS" : "FAIL", n[ES_CI_PASS],
            n[ES_CI_FAIL], n[ES_CI_SKIP]);
@@ -372,7 +411,8 @@ int cmd_inspect(int argc, char **argv)
         json_object_set_new(report, "ci", ci_json(ci_used, pass, res));
     }
     if (o.json) {
-        if (json_dumpf(report, stdout, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_REAL_PRECISION(17)) != 0) {
+        if (json_dumpf(report, stdout, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_REAL_PRECISION(17)) !=
+            0) {
             json_decref(report);
             es_err(&err, ES_EIO, "writing JSON to stdout failed");
             return cli_fail("inspect", &err);

@@ -21,8 +21,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (size_t off = 0; off < size; off += chunk)
         es_elf_scan_feed(s, data + off, size - off < chunk ? size - off : chunk);
     es_elf_scan_finish(s, &streamed);
-    if (size <= ES_ELF_HEAD_CAP && (whole.valid != streamed.valid || strcmp(whole.interp, streamed.interp) != 0 ||
-                                    whole.has_symtab != streamed.has_symtab))
+    if (size <= ES_ELF_HEAD_CAP &&
+        (whole.valid != streamed.valid || strcmp(whole.interp, streamed.interp) != 0 ||
+         whole.has_symtab != streamed.has_symtab))
         __builtin_trap();
     return 0;
 }

@@ -51,16 +51,19 @@ static void invalid_values(void **state)
     es_ci_config c;
     es_error err = {0};
     es_ci_config_default(&c);
-    assert_int_equal(es_ci_config_parse(&c, "rules:\n  lowestEfficiency: 1.5\n", "f.yml", &err), -1);
+    assert_int_equal(es_ci_config_parse(&c, "rules:\n  lowestEfficiency: 1.5\n", "f.yml", &err),
+                     -1);
     assert_int_equal(err.code, ES_EFORMAT);
     assert_non_null(strstr(err.msg, "f.yml"));
     assert_non_null(strstr(err.msg, "lowestEfficiency"));
     es_err_clear(&err);
     es_ci_config_default(&c);
-    assert_int_equal(es_ci_config_parse(&c, "rules:\n  highestWastedBytes: lots\n", "f.yml", &err), -1);
+    assert_int_equal(es_ci_config_parse(&c, "rules:\n  highestWastedBytes: lots\n", "f.yml", &err),
+                     -1);
     es_err_clear(&err);
     es_ci_config_default(&c);
-    assert_int_equal(es_ci_config_parse(&c, "rules:\n  lowestEfficiency: '0.5\n", "f.yml", &err), -1);
+    assert_int_equal(es_ci_config_parse(&c, "rules:\n  lowestEfficiency: '0.5\n", "f.yml", &err),
+                     -1);
     es_err_clear(&err);
     es_ci_config_default(&c);
     assert_int_equal(es_ci_config_parse(&c, "rules\n", "f.yml", &err), -1);

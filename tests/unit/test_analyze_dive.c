@@ -17,8 +17,16 @@
 #include "analyze/analyzer.h"
 #include "analyze/dive_ci.h"
 
-typedef struct spec { int layer; const char *path; char type; int64_t size; } spec;
-#define END {-1, NULL, 0, 0}
+typedef struct spec {
+    int layer;
+    const char *path;
+    char type;
+    int64_t size;
+} spec;
+#define END                                                                                        \
+    {                                                                                              \
+        -1, NULL, 0, 0                                                                             \
+    }
 
 static es_analyzer *feed(const spec *s)
 {
@@ -59,7 +67,7 @@ static void dive_published_example(void **state)
     static const spec s[] = {
         {0, "etc/nginx/nginx.conf", 'f', 2000}, {0, "etc/nginx/public", 'f', 3000},
         {1, "etc/nginx/nginx.conf", 'f', 5000}, {1, "etc/athing", 'f', 10000},
-        {2, "etc/.wh.nginx", 'f', 0}, END};
+        {2, "etc/.wh.nginx", 'f', 0},           END};
     es_analyzer *a = feed(s);
     es_waste_metrics m;
     es_analyzer_metrics(a, &m);
@@ -78,12 +86,17 @@ static void dive_published_example(void **state)
 static void dive_example_with_dirs(void **state)
 {
     (void)state;
-    static const spec s[] = {
-        {0, "etc", 'd', 0}, {0, "etc/nginx", 'd', 0},
-        {0, "etc/nginx/nginx.conf", 'f', 2000}, {0, "etc/nginx/public", 'f', 3000},
-        {1, "etc", 'd', 0}, {1, "etc/nginx", 'd', 0},
-        {1, "etc/nginx/nginx.conf", 'f', 5000}, {1, "etc/athing", 'f', 10000},
-        {2, "etc", 'd', 0}, {2, "etc/.wh.nginx", 'f', 0}, END};
+    static const spec s[] = {{0, "etc", 'd', 0},
+                             {0, "etc/nginx", 'd', 0},
+                             {0, "etc/nginx/nginx.conf", 'f', 2000},
+                             {0, "etc/nginx/public", 'f', 3000},
+                             {1, "etc", 'd', 0},
+                             {1, "etc/nginx", 'd', 0},
+                             {1, "etc/nginx/nginx.conf", 'f', 5000},
+                             {1, "etc/athing", 'f', 10000},
+                             {2, "etc", 'd', 0},
+                             {2, "etc/.wh.nginx", 'f', 0},
+                             END};
     es_analyzer *a = feed(s);
     es_waste_metrics m;
     es_analyzer_metrics(a, &m);
@@ -132,8 +145,8 @@ static void dir_deleted_by_whiteout(void **state)
 {
     (void)state;
     static const spec s[] = {
-        {0, "d", 'd', 0}, {0, "d/x", 'f', 100}, {0, "d/sub", 'd', 0}, {0, "d/sub/y", 'f', 200},
-        {0, "k", 'f', 10}, {1, ".wh.d", 'f', 0}, {1, "m", 'f', 5}, END};
+        {0, "d", 'd', 0},  {0, "d/x", 'f', 100}, {0, "d/sub", 'd', 0}, {0, "d/sub/y", 'f', 200},
+        {0, "k", 'f', 10}, {1, ".wh.d", 'f', 0}, {1, "m", 'f', 5},     END};
     es_analyzer *a = feed(s);
     es_waste_metrics m;
     es_analyzer_metrics(a, &m);
@@ -144,13 +157,13 @@ static void dir_deleted_by_whiteout(void **state)
 }
 
 /* A directory deleted, then a file of that name: d's path is seen twice (300 then 7):
- * cum 307, min 7. min sum = 100+200+7 = 307... plus x 100, y 200 -> efficiency (100+200+7)/(100+200+307). */
+ * cum 307, min 7. min sum = 100+200+7 = 307... plus x 100, y 200 -> efficiency
+ * (100+200+7)/(100+200+307). */
 static void dir_deleted_then_file(void **state)
 {
     (void)state;
-    static const spec s[] = {
-        {0, "d", 'd', 0}, {0, "d/x", 'f', 100}, {0, "d/y", 'f', 200},
-        {1, ".wh.d", 'f', 0}, {2, "d", 'f', 7}, END};
+    static const spec s[] = {{0, "d", 'd', 0},     {0, "d/x", 'f', 100}, {0, "d/y", 'f', 200},
+                             {1, ".wh.d", 'f', 0}, {2, "d", 'f', 7},     END};
     es_analyzer *a = feed(s);
     es_waste_metrics m;
     es_analyzer_metrics(a, &m);
@@ -166,9 +179,13 @@ static void dir_deleted_then_file(void **state)
 static void opaque_whiteout(void **state)
 {
     (void)state;
-    static const spec s[] = {
-        {0, "d", 'd', 0}, {0, "d/x", 'f', 100}, {0, "d/y", 'f', 200},
-        {1, "d", 'd', 0}, {1, "d/.wh..wh..opq", 'f', 0}, {1, "d/z", 'f', 50}, END};
+    static const spec s[] = {{0, "d", 'd', 0},
+                             {0, "d/x", 'f', 100},
+                             {0, "d/y", 'f', 200},
+                             {1, "d", 'd', 0},
+                             {1, "d/.wh..wh..opq", 'f', 0},
+                             {1, "d/z", 'f', 50},
+                             END};
     es_analyzer *a = feed(s);
     es_waste_metrics m;
     es_analyzer_metrics(a, &m);
@@ -180,7 +197,8 @@ static void opaque_whiteout(void **state)
     json_t *r = es_analyzer_report(a, &o);
     json_t *files = json_object_get(r, "largest_files");
     assert_int_equal(json_array_size(files), 1);
-    assert_string_equal(json_string_value(json_object_get(json_array_get(files, 0), "path")), "/d/z");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(files, 0), "path")),
+                        "/d/z");
     json_decref(r);
     es_analyzer_free(a);
 }
@@ -241,8 +259,8 @@ static void scratch_image(void **state)
 static void layer_sizes_and_counts(void **state)
 {
     (void)state;
-    static const spec s[] = {{0, "a", 'd', 0}, {0, "a/b", 'f', 11}, {0, "a/l", 'l', 0},
-                             {1, "a/.wh.b", 'f', 0}, {1, "c", 'f', 4}, END};
+    static const spec s[] = {{0, "a", 'd', 0},       {0, "a/b", 'f', 11}, {0, "a/l", 'l', 0},
+                             {1, "a/.wh.b", 'f', 0}, {1, "c", 'f', 4},    END};
     es_analyzer *a = feed(s);
     es_report_opts o = {.top_n = 10};
     json_t *r = es_analyzer_report(a, &o);
@@ -277,8 +295,11 @@ static void rejects_dotdot(void **state)
 static void largest_dirs(void **state)
 {
     (void)state;
-    static const spec s[] = {{0, "usr/lib/x", 'f', 1000}, {0, "usr/lib/y", 'f', 500},
-                             {0, "usr/bin/z", 'f', 2000}, {0, "etc/c", 'f', 1}, END};
+    static const spec s[] = {{0, "usr/lib/x", 'f', 1000},
+                             {0, "usr/lib/y", 'f', 500},
+                             {0, "usr/bin/z", 'f', 2000},
+                             {0, "etc/c", 'f', 1},
+                             END};
     es_analyzer *a = feed(s);
     es_report_opts o = {.top_n = 2};
     json_t *r = es_analyzer_report(a, &o);
@@ -286,7 +307,8 @@ static void largest_dirs(void **state)
     assert_int_equal(json_array_size(d), 2);
     assert_string_equal(json_string_value(json_object_get(json_array_get(d, 0), "path")), "/usr");
     assert_int_equal(json_integer_value(json_object_get(json_array_get(d, 0), "size")), 3500);
-    assert_string_equal(json_string_value(json_object_get(json_array_get(d, 1), "path")), "/usr/bin");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(d, 1), "path")),
+                        "/usr/bin");
     json_decref(r);
     es_analyzer_free(a);
 }

@@ -107,7 +107,10 @@ static void static_busybox(void **state)
     if (!buf) skip();
     es_elf_info e;
     assert_int_equal(es_elf_parse(buf, len, &e), 0);
-    if (e.type != 2) { free(buf); skip(); } /* some builds are PIE */
+    if (e.type != 2) {
+        free(buf);
+        skip();
+    } /* some builds are PIE */
     assert_string_equal(es_elf_linking(&e), "static");
     assert_string_equal(es_elf_kind(&e), "executable");
     check_streaming_equals_whole(buf, len, &e);
@@ -151,7 +154,8 @@ static void truncated(void **state)
     es_elf_info e;
     for (size_t cut = 0; cut < 4200; cut += 3) {
         int rc = es_elf_parse(buf, cut, &e);
-        if (cut < 64) assert_int_equal(rc, -1);
+        if (cut < 64)
+            assert_int_equal(rc, -1);
         else {
             assert_int_equal(rc, 0);
             assert_int_equal(e.has_symtab, -1); /* section headers are at the end: unknown */
@@ -169,11 +173,15 @@ static void garbage(void **state)
     (void)state;
     uint8_t junk[4096];
     srand(42);
-    for (size_t i = 0; i < sizeof junk; i++) junk[i] = (uint8_t)rand();
+    for (size_t i = 0; i < sizeof junk; i++)
+        junk[i] = (uint8_t)rand();
     es_elf_info e;
     assert_int_equal(es_elf_parse(junk, sizeof junk, &e), -1);
     assert_int_equal(e.valid, 0);
-    memcpy(junk, "\x7f" "ELF\x03", 5); /* bad class */
+    memcpy(junk,
+           "\x7f"
+           "ELF\x03",
+           5); /* bad class */
     assert_int_equal(es_elf_parse(junk, sizeof junk, &e), -1);
     assert_int_equal(es_elf_parse(NULL, 0, &e), -1);
 }
@@ -183,12 +191,16 @@ static void hostile_header(void **state)
 {
     (void)state;
     uint8_t h[64] = {0x7f, 'E', 'L', 'F', 2, 1, 1};
-    h[16] = 2;                                   /* ET_EXEC */
+    h[16] = 2; /* ET_EXEC */
     h[18] = 62;
-    memset(h + 32, 0xff, 8);                     /* e_phoff = 2^64-1 */
-    memset(h + 40, 0xff, 8);                     /* e_shoff = 2^64-1 */
-    h[54] = 56; h[56] = 0xff; h[57] = 0x0f;      /* phentsize 56, phnum 4095 */
-    h[58] = 64; h[60] = 0xff; h[61] = 0xff;      /* shentsize 64, shnum 65535 */
+    memset(h + 32, 0xff, 8); /* e_phoff = 2^64-1 */
+    memset(h + 40, 0xff, 8); /* e_shoff = 2^64-1 */
+    h[54] = 56;
+    h[56] = 0xff;
+    h[57] = 0x0f; /* phentsize 56, phnum 4095 */
+    h[58] = 64;
+    h[60] = 0xff;
+    h[61] = 0xff; /* shentsize 64, shnum 65535 */
     es_elf_info e;
     assert_int_equal(es_elf_parse(h, sizeof h, &e), 0);
     assert_false(e.has_interp);
@@ -196,7 +208,8 @@ static void hostile_header(void **state)
     es_elf_scan *s = es_elf_scan_new();
     es_elf_scan_feed(s, h, sizeof h);
     uint8_t zeros[8192] = {0};
-    for (int i = 0; i < 20; i++) es_elf_scan_feed(s, zeros, sizeof zeros);
+    for (int i = 0; i < 20; i++)
+        es_elf_scan_feed(s, zeros, sizeof zeros);
     assert_int_equal(es_elf_scan_finish(s, &e), 0);
 }
 
@@ -213,7 +226,8 @@ static void mutated(void **state)
     for (int round = 0; round < 20000; round++) {
         memcpy(buf, orig, n);
         int flips = 1 + rand() % 8;
-        for (int k = 0; k < flips; k++) buf[rand() % 128] = (uint8_t)rand();
+        for (int k = 0; k < flips; k++)
+            buf[rand() % 128] = (uint8_t)rand();
         if (round % 3 == 0) buf[64 + rand() % (n - 64)] = (uint8_t)rand();
         es_elf_info e;
         es_elf_parse(buf, n, &e);
@@ -230,10 +244,10 @@ static void mutated(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(dynamic_ls),      cmocka_unit_test(static_pie_ldconfig),
-        cmocka_unit_test(static_busybox),  cmocka_unit_test(unstripped_self),
-        cmocka_unit_test(shared_library),  cmocka_unit_test(truncated),
-        cmocka_unit_test(garbage),         cmocka_unit_test(hostile_header),
+        cmocka_unit_test(dynamic_ls),     cmocka_unit_test(static_pie_ldconfig),
+        cmocka_unit_test(static_busybox), cmocka_unit_test(unstripped_self),
+        cmocka_unit_test(shared_library), cmocka_unit_test(truncated),
+        cmocka_unit_test(garbage),        cmocka_unit_test(hostile_header),
         cmocka_unit_test(mutated),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -92,7 +92,8 @@ static void apk_installed(void **state)
 static void malformed(void **state)
 {
     (void)state;
-    static const char t[] = "Version: 1\n\n\n:::\nInstalled-Size: -5\nPackage: x\nInstalled-Size: 99999999999999999999\n";
+    static const char t[] = "Version: 1\n\n\n:::\nInstalled-Size: -5\nPackage: x\nInstalled-Size: "
+                            "99999999999999999999\n";
     es_package_list l = {0};
     es_dpkg_parse(t, sizeof t - 1, &l);
     assert_int_equal(l.n, 1);

@@ -32,7 +32,8 @@
 static uint64_t hash_key(const node *parent, const char *name, size_t len)
 {
     uint64_t h = 1469598103934665603ULL ^ (uint64_t)(uintptr_t)parent;
-    for (size_t i = 0; i < len; i++) h = (h ^ (unsigned char)name[i]) * 1099511628211ULL;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)name[i]) * 1099511628211ULL;
     return h ^ (h >> 29);
 }
 
@@ -87,7 +88,8 @@ static node *path_get(es_analyzer *a, const char *path, size_t len, es_error *er
     size_t i = 0;
     while (i < len) {
         size_t j = i;
-        while (j < len && path[j] != '/') j++;
+        while (j < len && path[j] != '/')
+            j++;
         size_t clen = j - i;
         if (clen == 2 && path[i] == '.' && path[i + 1] == '.') {
             es_err(err, ES_EUNSAFE, "entry '%s': path has a '..' component", path);
@@ -102,7 +104,8 @@ static node *path_get(es_analyzer *a, const char *path, size_t len, es_error *er
 char *es_node_path(const node *n)
 {
     size_t len = 0;
-    for (const node *p = n; p->parent; p = p->parent) len += strlen(p->name) + 1;
+    for (const node *p = n; p->parent; p = p->parent)
+        len += strlen(p->name) + 1;
     if (len == 0) return es_xstrdup("/");
     char *s = es_xmalloc(len + 1);
     s[len] = 0;
@@ -117,8 +120,7 @@ char *es_node_path(const node *n)
 }
 
 /* Pre-order walk of n's subtree (n included) without recursion. */
-#define SUBTREE_NEXT(top, x)                                                                        \
-    ((x)->child ? (x)->child : subtree_up((top), (x)))
+#define SUBTREE_NEXT(top, x) ((x)->child ? (x)->child : subtree_up((top), (x)))
 static node *subtree_up(const node *top, node *x)
 {
     while (x != top) {
@@ -232,7 +234,8 @@ static void dive_visit(node *n, int64_t size)
 
 static void dive_remove_subtree(node *x)
 {
-    for (node *n = x; n; n = SUBTREE_NEXT(x, n)) n->dive_present = 0;
+    for (node *n = x; n; n = SUBTREE_NEXT(x, n))
+        n->dive_present = 0;
 }
 
 static void dive_close_layer(es_analyzer *a)
@@ -339,8 +342,10 @@ static int read_package_db(es_analyzer *a, node *n, const es_entry_event *ev, co
         len += (size_t)k;
     }
     es_package_list *l = es_xcalloc(1, sizeof *l);
-    if (!strcmp(kind, "apk")) es_apk_parse(text, len, l);
-    else es_dpkg_parse(text, len, l);
+    if (!strcmp(kind, "apk"))
+        es_apk_parse(text, len, l);
+    else
+        es_dpkg_parse(text, len, l);
     free(text);
     extra_of(n)->pkgs = l;
     (void)a;
@@ -356,7 +361,11 @@ static int read_elf(es_analyzer *a, node *n, const es_entry_event *ev, es_error 
         if (k == 0) break;
         got += (size_t)k;
     }
-    if (got < 4 || memcmp(a->buf, "\x7f" "ELF", 4) != 0) return 0;
+    if (got < 4 || memcmp(a->buf,
+                          "\x7f"
+                          "ELF",
+                          4) != 0)
+        return 0;
     es_elf_scan *s = es_elf_scan_new();
     es_elf_scan_feed(s, a->buf, got);
     for (;;) {
@@ -431,12 +440,13 @@ static int entry_meta_whiteout(es_analyzer *a, const es_entry_event *ev, size_t 
     node *dir = path_get(a, ev->path, prefix_len, err);
     if (!dir) return -1;
     layer_tree_add(a, dir);
-    if (!strcmp(ev->path + (prefix_len ? prefix_len + 1 : 0), WH_OPAQUE)) final_hide_lower(a, dir, 0);
+    if (!strcmp(ev->path + (prefix_len ? prefix_len + 1 : 0), WH_OPAQUE))
+        final_hide_lower(a, dir, 0);
     return 0;
 }
 
-static int entry_whiteout(es_analyzer *a, const es_entry_event *ev, size_t dir_len, const char *base,
-                          es_error *err)
+static int entry_whiteout(es_analyzer *a, const es_entry_event *ev, size_t dir_len,
+                          const char *base, es_error *err)
 {
     node *dir = path_get(a, ev->path, dir_len, err);
     if (!dir) return -1;
@@ -459,7 +469,8 @@ static int entry_plain(es_analyzer *a, const es_entry_event *ev, es_error *err)
     if (n == &a->root) return 0; /* "." : dive skips it, and it changes nothing */
     layer_tree_add(a, n);
     n->cur_flags |= CF_EXPLICIT;
-    n->cur_flags = (uint8_t)((n->cur_flags & ~CF_ISDIR) | (ev->type == ES_ENTRY_DIR ? CF_ISDIR : 0));
+    n->cur_flags =
+        (uint8_t)((n->cur_flags & ~CF_ISDIR) | (ev->type == ES_ENTRY_DIR ? CF_ISDIR : 0));
     n->cur_size = ev->size;
     final_set(a, n, ev);
     layer_rec *l = &a->layers[a->n_layers - 1];
@@ -477,9 +488,11 @@ int es_analyzer_entry(es_analyzer *a, const es_entry_event *ev, es_error *err)
     l->entries++;
     l->size += ev->size;
     size_t prefix_len, dir_len;
-    if (meta_whiteout_prefix(ev->path, &prefix_len)) return entry_meta_whiteout(a, ev, prefix_len, err);
+    if (meta_whiteout_prefix(ev->path, &prefix_len))
+        return entry_meta_whiteout(a, ev, prefix_len, err);
     const char *base = base_name(ev->path, &dir_len);
-    if (!strncmp(base, WH_PREFIX, sizeof WH_PREFIX - 1)) return entry_whiteout(a, ev, dir_len, base, err);
+    if (!strncmp(base, WH_PREFIX, sizeof WH_PREFIX - 1))
+        return entry_whiteout(a, ev, dir_len, base, err);
     return entry_plain(a, ev, err);
 }
 
@@ -527,8 +540,10 @@ void es_analyzer_metrics(const es_analyzer *a, es_waste_metrics *m)
         m->size_bytes += a->layers[i].size;
         if (i) m->user_size_bytes += a->layers[i].size;
     }
-    if (m->user_size_bytes) m->user_wasted_percent = (double)m->wasted_bytes / (double)m->user_size_bytes;
-    else m->user_wasted_percent = m->wasted_bytes ? INFINITY : NAN;
+    if (m->user_size_bytes)
+        m->user_wasted_percent = (double)m->wasted_bytes / (double)m->user_size_bytes;
+    else
+        m->user_wasted_percent = m->wasted_bytes ? INFINITY : NAN;
     int64_t visible = 0;
     for (size_t i = 0; i < a->n_nodes; i++) {
         const node *n = a->all[i];

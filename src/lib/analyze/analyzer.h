@@ -38,30 +38,31 @@ typedef enum {
 typedef ssize_t (*es_entry_read_fn)(void *ctx, void *buf, size_t n, es_error *err);
 
 typedef struct es_entry_event {
-    const char *path;          /* normalised ("a/b", no leading "/" or "./"); may be a whiteout name */
+    const char *path; /* normalised ("a/b", no leading "/" or "./"); may be a whiteout name */
     es_entry_type type;
-    int64_t size;              /* size from the tar header (what dive adds up) */
-    uint32_t mode;             /* permission bits incl. setuid/setgid/sticky (07777) */
+    int64_t size;  /* size from the tar header (what dive adds up) */
+    uint32_t mode; /* permission bits incl. setuid/setgid/sticky (07777) */
     int64_t uid, gid;
-    const char *link_target;   /* symlink or hardlink target, or NULL */
-    const void *capability;    /* raw security.capability xattr, or NULL */
+    const char *link_target; /* symlink or hardlink target, or NULL */
+    const void *capability;  /* raw security.capability xattr, or NULL */
     size_t capability_len;
-    es_entry_read_fn read;     /* content of a regular file; NULL: content not analysed */
+    es_entry_read_fn read; /* content of a regular file; NULL: content not analysed */
     void *read_ctx;
 } es_entry_event;
 
 /* What the driver knows about a layer beyond its entries (all optional). */
 typedef struct es_layer_meta {
-    const char *digest;        /* blob digest */
+    const char *digest; /* blob digest */
     const char *diff_id;
     const char *media_type;
-    const char *created_by;    /* from the config history, empty_layer entries skipped */
-    int64_t compressed_size;   /* blob bytes, -1 unknown */
-    int64_t tar_size;          /* uncompressed tar bytes, -1 unknown */
+    const char *created_by;  /* from the config history, empty_layer entries skipped */
+    int64_t compressed_size; /* blob bytes, -1 unknown */
+    int64_t tar_size;        /* uncompressed tar bytes, -1 unknown */
 } es_layer_meta;
 
 /* dive's numbers and ours. user_wasted_percent is computed exactly as dive does (a ratio, not
- * multiplied by 100): NaN when wasted and user bytes are both 0, +inf when only user bytes are 0. */
+ * multiplied by 100): NaN when wasted and user bytes are both 0, +inf when only user bytes are 0.
+ */
 typedef struct es_waste_metrics {
     double efficiency;
     int64_t wasted_bytes;
@@ -73,8 +74,8 @@ typedef struct es_waste_metrics {
 } es_waste_metrics;
 
 typedef struct es_report_opts {
-    int top_n;                    /* largest files/dirs and inefficient files listed (default 10) */
-    const json_t *image_config;   /* the image config document (for user, ports), may be NULL */
+    int top_n;                  /* largest files/dirs and inefficient files listed (default 10) */
+    const json_t *image_config; /* the image config document (for user, ports), may be NULL */
 } es_report_opts;
 
 typedef struct es_analyzer es_analyzer;

@@ -20,12 +20,13 @@ enum {
     CF_WHITEOUT = 4, /* a ".wh.<name>" entry in this layer deletes it */
     CF_HASCHILD = 8, /* some other node of this layer's tree lies below it (so it is no leaf) */
     CF_ISDIR = 16,   /* the entry was a directory */
-    CF_LOWER_HIDDEN = 32, /* final tree: lower layers' contents below it already hidden (once per
-                             layer, so repeated whiteouts/opaque markers/replacements stay linear) */
+    CF_LOWER_HIDDEN =
+        32, /* final tree: lower layers' contents below it already hidden (once per
+               layer, so repeated whiteouts/opaque markers/replacements stay linear) */
 };
 
 typedef struct node_extra {
-    char *link;              /* symlink/hardlink target */
+    char *link; /* symlink/hardlink target */
     int has_caps;
     es_caps caps;
     es_elf_info *elf;
@@ -36,7 +37,7 @@ typedef struct node node;
 struct node {
     node *parent, *child, *sibling, *hnext;
     char *name;
-    uint32_t seq;            /* creation order: deterministic tie-breaker */
+    uint32_t seq; /* creation order: deterministic tie-breaker */
     /* dive: efficiency record of this path over all layers */
     int64_t dive_cum, dive_min;
     int32_t dive_refs;
@@ -56,7 +57,7 @@ struct node {
 };
 
 typedef struct layer_rec {
-    int64_t size;            /* dive: sum of tar header sizes of all entries */
+    int64_t size; /* dive: sum of tar header sizes of all entries */
     int64_t entries, files, whiteouts;
     int64_t compressed_size, tar_size;
     char *digest, *diff_id, *media_type, *created_by;
@@ -64,13 +65,13 @@ typedef struct layer_rec {
 
 struct es_analyzer {
     node root;
-    node **table;            /* hash of (parent, name) -> node, chained by hnext */
+    node **table; /* hash of (parent, name) -> node, chained by hnext */
     size_t table_size;
-    node **all;              /* every node, by seq */
+    node **all; /* every node, by seq */
     size_t n_nodes, cap_nodes;
-    int32_t layer;           /* index of the current (or last) layer, -1 before the first */
+    int32_t layer; /* index of the current (or last) layer, -1 before the first */
     int in_layer;
-    node **touched;          /* nodes of the current layer's tree and its whiteouts */
+    node **touched; /* nodes of the current layer's tree and its whiteouts */
     size_t n_touched, cap_touched;
     layer_rec *layers;
     size_t n_layers, cap_layers;

@@ -9,11 +9,11 @@
 #include <stdint.h>
 
 typedef struct es_caps {
-    int revision;          /* 1, 2 or 3 */
-    int effective;         /* the effective flag */
-    uint64_t permitted;    /* bit n = capability n */
+    int revision;       /* 1, 2 or 3 */
+    int effective;      /* the effective flag */
+    uint64_t permitted; /* bit n = capability n */
     uint64_t inheritable;
-    uint32_t rootid;       /* revision 3 only (namespaced file caps) */
+    uint32_t rootid; /* revision 3 only (namespaced file caps) */
 } es_caps;
 
 /* 0 and *out filled, -1 when the bytes are not a valid vfs_cap_data. */

@@ -14,8 +14,8 @@
 
 #include "util/reader.h"
 
-static const char *const rule_keys[ES_CI_NRULES] = {
-    "lowestEfficiency", "highestWastedBytes", "highestUserWastedPercent"};
+static const char *const rule_keys[ES_CI_NRULES] = {"lowestEfficiency", "highestWastedBytes",
+                                                    "highestUserWastedPercent"};
 
 void es_ci_config_default(es_ci_config *c)
 {
@@ -50,20 +50,45 @@ int es_ci_parse_bytes(const char *s, uint64_t *out)
     if (parse_float_strict(num, &v) != 0) return -1;
     char unit[16];
     const char *u = s + i;
-    while (isspace((unsigned char)*u)) u++;
+    while (isspace((unsigned char)*u))
+        u++;
     size_t un = strlen(u);
-    while (un && isspace((unsigned char)u[un - 1])) un--;
+    while (un && isspace((unsigned char)u[un - 1]))
+        un--;
     if (un >= sizeof unit) return -1;
-    for (size_t k = 0; k < un; k++) unit[k] = (char)tolower((unsigned char)u[k]);
+    for (size_t k = 0; k < un; k++)
+        unit[k] = (char)tolower((unsigned char)u[k]);
     unit[un] = 0;
-    static const struct { const char *name; double mult; } units[] = {
-        {"", 1}, {"b", 1},
-        {"k", 1e3}, {"kb", 1e3}, {"ki", 1024.0}, {"kib", 1024.0},
-        {"m", 1e6}, {"mb", 1e6}, {"mi", 1048576.0}, {"mib", 1048576.0},
-        {"g", 1e9}, {"gb", 1e9}, {"gi", 1073741824.0}, {"gib", 1073741824.0},
-        {"t", 1e12}, {"tb", 1e12}, {"ti", 1099511627776.0}, {"tib", 1099511627776.0},
-        {"p", 1e15}, {"pb", 1e15}, {"pi", 1125899906842624.0}, {"pib", 1125899906842624.0},
-        {"e", 1e18}, {"eb", 1e18}, {"ei", 1152921504606846976.0}, {"eib", 1152921504606846976.0},
+    static const struct {
+        const char *name;
+        double mult;
+    } units[] = {
+        {"", 1},
+        {"b", 1},
+        {"k", 1e3},
+        {"kb", 1e3},
+        {"ki", 1024.0},
+        {"kib", 1024.0},
+        {"m", 1e6},
+        {"mb", 1e6},
+        {"mi", 1048576.0},
+        {"mib", 1048576.0},
+        {"g", 1e9},
+        {"gb", 1e9},
+        {"gi", 1073741824.0},
+        {"gib", 1073741824.0},
+        {"t", 1e12},
+        {"tb", 1e12},
+        {"ti", 1099511627776.0},
+        {"tib", 1099511627776.0},
+        {"p", 1e15},
+        {"pb", 1e15},
+        {"pi", 1125899906842624.0},
+        {"pib", 1125899906842624.0},
+        {"e", 1e18},
+        {"eb", 1e18},
+        {"ei", 1152921504606846976.0},
+        {"eib", 1152921504606846976.0},
     };
     for (size_t k = 0; k < sizeof units / sizeof units[0]; k++) {
         if (strcmp(unit, units[k].name) != 0) continue;
@@ -87,7 +112,8 @@ static int validate_rule(const es_ci_rule *r, int idx, const char *name, es_erro
     uint64_t b;
     if (idx == ES_CI_HIGHEST_WASTED_BYTES) {
         if (es_ci_parse_bytes(r->value, &b) != 0)
-            return es_err(err, ES_EFORMAT, "%s: rules.%s: invalid byte size '%s'", name, r->key, r->value);
+            return es_err(err, ES_EFORMAT, "%s: rules.%s: invalid byte size '%s'", name, r->key,
+                          r->value);
         return 0;
     }
     if (parse_float_strict(r->value, &v) != 0)
@@ -109,9 +135,11 @@ int es_ci_config_validate(const es_ci_config *c, const char *name, es_error *err
 
 static char *trim(char *s)
 {
-    while (isspace((unsigned char)*s)) s++;
+    while (isspace((unsigned char)*s))
+        s++;
     size_t n = strlen(s);
-    while (n && isspace((unsigned char)s[n - 1])) s[--n] = 0;
+    while (n && isspace((unsigned char)s[n - 1]))
+        s[--n] = 0;
     return s;
 }
 
@@ -142,7 +170,8 @@ static int set_rule(es_ci_config *c, const char *key, const char *value, const c
     for (int i = 0; i < ES_CI_NRULES; i++) {
         if (strcasecmp(key, rule_keys[i]) != 0) continue;
         if (strlen(value) >= sizeof c->rules[i].value)
-            return es_err(err, ES_EFORMAT, "%s:%d: rules.%s: value too long", name, line, rule_keys[i]);
+            return es_err(err, ES_EFORMAT, "%s:%d: rules.%s: value too long", name, line,
+                          rule_keys[i]);
         snprintf(c->rules[i].value, sizeof c->rules[i].value, "%s", value);
         return 0;
     }
@@ -221,7 +250,8 @@ int es_ci_evaluate(const es_ci_config *c, const es_waste_metrics *m, es_ci_resul
             snprintf(r->message, sizeof r->message, "invalid config value '%s'", r->value);
         } else if (i == ES_CI_LOWEST_EFFICIENCY && v > m->efficiency) {
             r->status = ES_CI_FAIL;
-            snprintf(r->message, sizeof r->message, "efficiency %.4f is below %s", m->efficiency, r->value);
+            snprintf(r->message, sizeof r->message, "efficiency %.4f is below %s", m->efficiency,
+                     r->value);
         } else if (i == ES_CI_HIGHEST_WASTED_BYTES && (uint64_t)m->wasted_bytes > b) {
             r->status = ES_CI_FAIL;
             snprintf(r->message, sizeof r->message, "wasted bytes %lld exceed %llu (%s)",

@@ -18,11 +18,16 @@
 #include "analyze/analyzer.h"
 #include "util/error.h"
 
-enum { ES_CI_LOWEST_EFFICIENCY = 0, ES_CI_HIGHEST_WASTED_BYTES, ES_CI_HIGHEST_USER_WASTED_PERCENT, ES_CI_NRULES };
+enum {
+    ES_CI_LOWEST_EFFICIENCY = 0,
+    ES_CI_HIGHEST_WASTED_BYTES,
+    ES_CI_HIGHEST_USER_WASTED_PERCENT,
+    ES_CI_NRULES
+};
 
 typedef struct es_ci_rule {
-    const char *key;       /* dive's key, e.g. "lowestEfficiency" */
-    char value[64];        /* as configured ("disabled" or a number / byte string) */
+    const char *key; /* dive's key, e.g. "lowestEfficiency" */
+    char value[64];  /* as configured ("disabled" or a number / byte string) */
 } es_ci_rule;
 
 typedef struct es_ci_config {
@@ -34,8 +39,8 @@ typedef enum { ES_CI_PASS = 0, ES_CI_FAIL, ES_CI_SKIP } es_ci_status;
 typedef struct es_ci_result {
     const char *key;
     es_ci_status status;
-    char value[64];        /* threshold as configured */
-    char message[256];     /* why it failed, or "" */
+    char value[64];    /* threshold as configured */
+    char message[256]; /* why it failed, or "" */
 } es_ci_result;
 
 void es_ci_config_default(es_ci_config *c);
@@ -51,6 +56,7 @@ int es_ci_config_validate(const es_ci_config *c, const char *name, es_error *err
 int es_ci_parse_bytes(const char *s, uint64_t *out);
 
 /* Evaluates every rule; returns 1 when all enabled rules pass, else 0. */
-int es_ci_evaluate(const es_ci_config *c, const es_waste_metrics *m, es_ci_result res[ES_CI_NRULES]);
+int es_ci_evaluate(const es_ci_config *c, const es_waste_metrics *m,
+                   es_ci_result res[ES_CI_NRULES]);
 
 #endif

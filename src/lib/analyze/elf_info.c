@@ -20,9 +20,9 @@
 enum { WIN_INTERP = 0, WIN_DYN, WIN_SHT, WIN_COUNT };
 
 typedef struct window {
-    uint64_t off, len;   /* requested range of the file */
-    uint8_t *buf;        /* len bytes, filled as the stream passes */
-    uint64_t filled;     /* bytes of the range seen */
+    uint64_t off, len; /* requested range of the file */
+    uint8_t *buf;      /* len bytes, filled as the stream passes */
+    uint64_t filled;   /* bytes of the range seen */
 } window;
 
 typedef struct view {
@@ -34,8 +34,8 @@ typedef struct view {
 struct es_elf_scan {
     uint8_t *head;
     uint64_t head_len;
-    uint64_t pos;        /* file offset of the next byte fed */
-    int planned;         /* windows decided (head full) */
+    uint64_t pos; /* file offset of the next byte fed */
+    int planned;  /* windows decided (head full) */
     view v;
 };
 
@@ -56,7 +56,8 @@ static const uint8_t *view_get(const view *v, uint64_t off, uint64_t len)
 static uint64_t rd(const uint8_t *p, int n, int be)
 {
     uint64_t x = 0;
-    for (int i = 0; i < n; i++) x |= (uint64_t)p[be ? n - 1 - i : i] << (8 * i);
+    for (int i = 0; i < n; i++)
+        x |= (uint64_t)p[be ? n - 1 - i : i] << (8 * i);
     return x;
 }
 
@@ -72,7 +73,11 @@ typedef struct ehdr {
 static int parse_ehdr(const view *v, ehdr *h)
 {
     const uint8_t *p = view_get(v, 0, 52);
-    if (!p || memcmp(p, "\x7f" "ELF", 4) != 0) return -1;
+    if (!p || memcmp(p,
+                     "\x7f"
+                     "ELF",
+                     4) != 0)
+        return -1;
     if (p[4] != 1 && p[4] != 2) return -1;
     if (p[5] != 1 && p[5] != 2) return -1;
     h->is64 = p[4] == 2;
@@ -99,7 +104,10 @@ static int parse_ehdr(const view *v, ehdr *h)
     return 0;
 }
 
-typedef struct seg { uint64_t off, len; int present; } seg;
+typedef struct seg {
+    uint64_t off, len;
+    int present;
+} seg;
 
 /* Finds PT_INTERP and PT_DYNAMIC. Program headers that cannot be read are simply not seen. */
 static void parse_phdrs(const view *v, const ehdr *h, seg *interp, seg *dyn)
@@ -128,7 +136,8 @@ static void read_interp(const view *v, const seg *s, es_elf_info *out)
     const uint8_t *p = view_get(v, s->off, len);
     if (!p) return;
     size_t i = 0;
-    for (; i < len && p[i]; i++) out->interp[i] = (p[i] >= 0x20 && p[i] < 0x7f) ? (char)p[i] : '?';
+    for (; i < len && p[i]; i++)
+        out->interp[i] = (p[i] >= 0x20 && p[i] < 0x7f) ? (char)p[i] : '?';
     out->interp[i] = 0;
 }
 
@@ -212,7 +221,8 @@ es_elf_scan *es_elf_scan_new(void)
 void es_elf_scan_free(es_elf_scan *s)
 {
     if (!s) return;
-    for (int i = 0; i < WIN_COUNT; i++) free(s->v.win[i].buf);
+    for (int i = 0; i < WIN_COUNT; i++)
+        free(s->v.win[i].buf);
     free(s->head);
     free(s);
 }
@@ -237,7 +247,8 @@ static void plan_windows(es_elf_scan *s)
     parse_phdrs(&s->v, &h, &interp, &dyn);
     if (interp.present) want_window(s, WIN_INTERP, interp.off, interp.len, ES_ELF_INTERP_CAP);
     if (dyn.present)
-        want_window(s, WIN_DYN, dyn.off, dyn.len < ES_ELF_DYN_CAP ? dyn.len : ES_ELF_DYN_CAP, ES_ELF_DYN_CAP);
+        want_window(s, WIN_DYN, dyn.off, dyn.len < ES_ELF_DYN_CAP ? dyn.len : ES_ELF_DYN_CAP,
+                    ES_ELF_DYN_CAP);
     uint16_t need = h.is64 ? 64 : 40;
     if (h.shoff && h.shentsize >= need && h.shnum)
         want_window(s, WIN_SHT, h.shoff, (uint64_t)h.shnum * h.shentsize, ES_ELF_SHT_CAP);
@@ -290,30 +301,48 @@ int es_elf_scan_finish(es_elf_scan *s, es_elf_info *out)
 const char *es_elf_machine_name(uint16_t m)
 {
     switch (m) {
-    case 2: return "sparc";
-    case 3: return "i386";
-    case 8: return "mips";
-    case 20: return "ppc";
-    case 21: return "ppc64";
-    case 22: return "s390x";
-    case 40: return "arm";
-    case 43: return "sparcv9";
-    case 62: return "x86_64";
-    case 183: return "aarch64";
-    case 243: return "riscv";
-    case 258: return "loongarch";
-    default: return "unknown";
+    case 2:
+        return "sparc";
+    case 3:
+        return "i386";
+    case 8:
+        return "mips";
+    case 20:
+        return "ppc";
+    case 21:
+        return "ppc64";
+    case 22:
+        return "s390x";
+    case 40:
+        return "arm";
+    case 43:
+        return "sparcv9";
+    case 62:
+        return "x86_64";
+    case 183:
+        return "aarch64";
+    case 243:
+        return "riscv";
+    case 258:
+        return "loongarch";
+    default:
+        return "unknown";
     }
 }
 
 const char *es_elf_kind(const es_elf_info *e)
 {
     switch (e->type) {
-    case 1: return "relocatable";
-    case 2: return "executable";
-    case 3: return (e->has_interp || e->pie_flag == 1) ? "pie-executable" : "shared-library";
-    case 4: return "core";
-    default: return "other";
+    case 1:
+        return "relocatable";
+    case 2:
+        return "executable";
+    case 3:
+        return (e->has_interp || e->pie_flag == 1) ? "pie-executable" : "shared-library";
+    case 4:
+        return "core";
+    default:
+        return "other";
     }
 }
 

@@ -6,10 +6,10 @@
  * a handful of fixed-offset fields.
  *
  * Streaming: layer entries are forward-only, and the section header table usually sits at the end
- * of the file. The scanner keeps the first ES_ELF_HEAD_CAP bytes; once it has them it knows from the
- * headers where the interpreter string, the dynamic section and the section header table are, and
- * captures just those ranges (each capped) as the rest of the file streams past. Memory per file is
- * bounded (64 KiB + the caps) and freed after the file; nothing grows with file size.
+ * of the file. The scanner keeps the first ES_ELF_HEAD_CAP bytes; once it has them it knows from
+ * the headers where the interpreter string, the dynamic section and the section header table are,
+ * and captures just those ranges (each capped) as the rest of the file streams past. Memory per
+ * file is bounded (64 KiB + the caps) and freed after the file; nothing grows with file size.
  *
  * Every offset and count read from the file is bounds-checked; hostile input yields valid=0 or
  * fields marked unknown, never a read outside the buffers.
@@ -26,16 +26,16 @@
 #define ES_ELF_INTERP_CAP 4096
 
 typedef struct es_elf_info {
-    int valid;             /* 1: a well-formed ELF header was read */
-    int elf_class;         /* 32 or 64 */
+    int valid;     /* 1: a well-formed ELF header was read */
+    int elf_class; /* 32 or 64 */
     int big_endian;
-    uint16_t type;         /* e_type: 1 rel, 2 exec, 3 dyn, 4 core */
-    uint16_t machine;      /* e_machine */
-    int has_interp;        /* PT_INTERP present */
-    int has_dynamic;       /* PT_DYNAMIC present */
-    int pie_flag;          /* DT_FLAGS_1 has DF_1_PIE; -1 unknown */
-    int has_symtab;        /* 1 SHT_SYMTAB present, 0 absent, -1 unknown (table unreadable) */
-    char interp[256];      /* interpreter path ("" if none or unreadable) */
+    uint16_t type;    /* e_type: 1 rel, 2 exec, 3 dyn, 4 core */
+    uint16_t machine; /* e_machine */
+    int has_interp;   /* PT_INTERP present */
+    int has_dynamic;  /* PT_DYNAMIC present */
+    int pie_flag;     /* DT_FLAGS_1 has DF_1_PIE; -1 unknown */
+    int has_symtab;   /* 1 SHT_SYMTAB present, 0 absent, -1 unknown (table unreadable) */
+    char interp[256]; /* interpreter path ("" if none or unreadable) */
 } es_elf_info;
 
 /* Parses a whole (or truncated) file image. Returns 0 and fills *out (valid=1) for an ELF file,

@@ -16,7 +16,9 @@
 #include "layer/layer_reader.h"
 #include "util/progress.h"
 
-typedef struct read_ctx { es_layer_stream *s; } read_ctx;
+typedef struct read_ctx {
+    es_layer_stream *s;
+} read_ctx;
 
 static ssize_t stream_read(void *ctx, void *buf, size_t n, es_error *err)
 {
@@ -27,10 +29,14 @@ static es_entry_type entry_type(struct archive_entry *e)
 {
     if (archive_entry_hardlink(e)) return ES_ENTRY_HARDLINK;
     switch (archive_entry_filetype(e)) {
-    case AE_IFREG: return ES_ENTRY_FILE;
-    case AE_IFDIR: return ES_ENTRY_DIR;
-    case AE_IFLNK: return ES_ENTRY_SYMLINK;
-    default: return ES_ENTRY_OTHER;
+    case AE_IFREG:
+        return ES_ENTRY_FILE;
+    case AE_IFDIR:
+        return ES_ENTRY_DIR;
+    case AE_IFLNK:
+        return ES_ENTRY_SYMLINK;
+    default:
+        return ES_ENTRY_OTHER;
     }
 }
 
@@ -71,15 +77,16 @@ static const char **layer_created_by(const es_image *img)
     const char **out = es_xcalloc(img->n_layers ? img->n_layers : 1, sizeof *out);
     size_t h = 0;
     for (size_t i = 0; i < img->n_layers; i++) {
-        while (h < img->n_history && img->history[h].empty_layer) h++;
+        while (h < img->n_history && img->history[h].empty_layer)
+            h++;
         if (h >= img->n_history) break;
         out[i] = img->history[h++].created_by;
     }
     return out;
 }
 
-static int feed_layer(es_image *img, size_t i, es_analyzer *a, const char *created_by, es_progress *pg,
-                      es_error *err)
+static int feed_layer(es_image *img, size_t i, es_analyzer *a, const char *created_by,
+                      es_progress *pg, es_error *err)
 {
     es_layer_stream *s = NULL;
     if (es_image_open_layer(img, i, &s, err) != 0) return -1;
@@ -134,7 +141,8 @@ static json_t *image_json(const es_image *img)
     json_t *created = img->config ? json_object_get(img->config, "created") : NULL;
     json_object_set_new(o, "created", json_is_string(created) ? json_incref(created) : json_null());
     json_t *tags = json_array();
-    for (char **t = img->repo_tags; t && *t; t++) json_array_append_new(tags, json_string(*t));
+    for (char **t = img->repo_tags; t && *t; t++)
+        json_array_append_new(tags, json_string(*t));
     json_object_set_new(o, "tags", tags);
     json_t *ep = es_config_entrypoint(img), *cmd = es_config_cmd(img);
     const char *wd = es_config_workdir(img);
@@ -150,7 +158,8 @@ int es_inspect_image(es_image *img, const es_inspect_opts *opts, json_t **report
     es_analyzer *a = es_analyzer_new();
     const char **created_by = layer_created_by(img);
     int64_t total = 0;
-    for (size_t i = 0; i < img->n_layers; i++) total += img->layers[i].size;
+    for (size_t i = 0; i < img->n_layers; i++)
+        total += img->layers[i].size;
     es_progress *pg = es_progress_new("inspect", total);
     int rc = 0;
     for (size_t i = 0; i < img->n_layers && rc == 0; i++) {
@@ -162,7 +171,8 @@ int es_inspect_image(es_image *img, const es_inspect_opts *opts, json_t **report
     es_progress_done(pg);
     free(created_by);
     if (rc == 0) {
-        es_report_opts ro = {.top_n = opts && opts->top_n > 0 ? opts->top_n : 10, .image_config = img->config};
+        es_report_opts ro = {.top_n = opts && opts->top_n > 0 ? opts->top_n : 10,
+                             .image_config = img->config};
         *report = es_analyzer_report(a, &ro);
         json_object_set_new(*report, "image", image_json(img));
         es_analyzer_metrics(a, metrics);

@@ -15,7 +15,7 @@
 #include "util/error.h"
 
 typedef struct es_inspect_opts {
-    int top_n;     /* largest files/dirs listed; <= 0: 10 */
+    int top_n; /* largest files/dirs listed; <= 0: 10 */
 } es_inspect_opts;
 
 /* Fills *report (new JSON reference: docs/inspect-json.md, without "ci") and *metrics.

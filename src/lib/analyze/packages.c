@@ -11,7 +11,10 @@
 
 #include "util/error.h"
 
-typedef struct slice { const char *p; size_t n; } slice;
+typedef struct slice {
+    const char *p;
+    size_t n;
+} slice;
 
 typedef struct stanza {
     slice name, version, arch, size, status;
@@ -20,8 +23,10 @@ typedef struct stanza {
 
 static char *slice_dup(slice s)
 {
-    while (s.n && isspace((unsigned char)s.p[0])) s.p++, s.n--;
-    while (s.n && isspace((unsigned char)s.p[s.n - 1])) s.n--;
+    while (s.n && isspace((unsigned char)s.p[0]))
+        s.p++, s.n--;
+    while (s.n && isspace((unsigned char)s.p[s.n - 1]))
+        s.n--;
     char *r = es_xmalloc(s.n + 1);
     if (s.n) memcpy(r, s.p, s.n);
     r[s.n] = 0;
@@ -54,7 +59,8 @@ static void list_push(es_package_list *l, const stanza *st, int64_t size_mult)
 
 static int status_installed(slice s)
 {
-    while (s.n && isspace((unsigned char)s.p[s.n - 1])) s.n--;
+    while (s.n && isspace((unsigned char)s.p[s.n - 1]))
+        s.n--;
     return s.n >= 9 && memcmp(s.p + s.n - 9, "installed", 9) == 0 &&
            (s.n == 9 || s.p[s.n - 10] == ' ');
 }
@@ -94,11 +100,16 @@ void es_dpkg_parse(const char *text, size_t len, es_package_list *out)
             continue;
         }
         if (line.p[0] == ' ' || line.p[0] == '\t') continue; /* continuation */
-        if (key_is(line, "Package:", &v)) st.name = v;
-        else if (key_is(line, "Version:", &v)) st.version = v;
-        else if (key_is(line, "Architecture:", &v)) st.arch = v;
-        else if (key_is(line, "Installed-Size:", &v)) st.size = v;
-        else if (key_is(line, "Status:", &v)) st.status = v, st.has_status = 1;
+        if (key_is(line, "Package:", &v))
+            st.name = v;
+        else if (key_is(line, "Version:", &v))
+            st.version = v;
+        else if (key_is(line, "Architecture:", &v))
+            st.arch = v;
+        else if (key_is(line, "Installed-Size:", &v))
+            st.size = v;
+        else if (key_is(line, "Status:", &v))
+            st.status = v, st.has_status = 1;
     }
     if (!st.has_status || status_installed(st.status)) list_push(out, &st, 1024);
 }
@@ -117,10 +128,14 @@ void es_apk_parse(const char *text, size_t len, es_package_list *out)
             memset(&st, 0, sizeof st);
             continue;
         }
-        if (key_is(line, "P:", &v)) st.name = v;
-        else if (key_is(line, "V:", &v)) st.version = v;
-        else if (key_is(line, "A:", &v)) st.arch = v;
-        else if (key_is(line, "I:", &v)) st.size = v;
+        if (key_is(line, "P:", &v))
+            st.name = v;
+        else if (key_is(line, "V:", &v))
+            st.version = v;
+        else if (key_is(line, "A:", &v))
+            st.arch = v;
+        else if (key_is(line, "I:", &v))
+            st.size = v;
     }
     list_push(out, &st, 1);
 }

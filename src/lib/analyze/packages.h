@@ -10,11 +10,11 @@
 
 typedef struct es_package {
     char *name, *version, *arch;
-    int64_t installed_size;   /* bytes (dpkg's Installed-Size is KiB and is converted); -1 unknown */
+    int64_t installed_size; /* bytes (dpkg's Installed-Size is KiB and is converted); -1 unknown */
 } es_package;
 
 typedef struct es_package_list {
-    const char *manager;      /* "dpkg" or "apk" (static string) */
+    const char *manager; /* "dpkg" or "apk" (static string) */
     size_t n, cap;
     es_package *items;
 } es_package_list;

@@ -12,7 +12,11 @@
 
 /* ------------------------------------------------------------------ helpers */
 
-typedef struct ranked { const node *n; int64_t v; char *path; } ranked;
+typedef struct ranked {
+    const node *n;
+    int64_t v;
+    char *path;
+} ranked;
 
 static int cmp_ranked(const void *x, const void *y)
 {
@@ -27,7 +31,10 @@ static int cmp_path(const void *x, const void *y)
     return strcmp(a->path, b->path);
 }
 
-typedef struct rlist { ranked *v; size_t n, cap; } rlist;
+typedef struct rlist {
+    ranked *v;
+    size_t n, cap;
+} rlist;
 
 static void rl_push(rlist *l, const node *n, int64_t v, int with_path)
 {
@@ -40,7 +47,8 @@ static void rl_push(rlist *l, const node *n, int64_t v, int with_path)
 
 static void rl_free(rlist *l)
 {
-    for (size_t i = 0; i < l->n; i++) free(l->v[i].path);
+    for (size_t i = 0; i < l->n; i++)
+        free(l->v[i].path);
     free(l->v);
     memset(l, 0, sizeof *l);
 }
@@ -64,11 +72,16 @@ static json_t *json_ratio(double v)
 static const char *type_name(int t)
 {
     switch (t) {
-    case ES_ENTRY_FILE: return "file";
-    case ES_ENTRY_DIR: return "dir";
-    case ES_ENTRY_SYMLINK: return "symlink";
-    case ES_ENTRY_HARDLINK: return "hardlink";
-    default: return "other";
+    case ES_ENTRY_FILE:
+        return "file";
+    case ES_ENTRY_DIR:
+        return "dir";
+    case ES_ENTRY_SYMLINK:
+        return "symlink";
+    case ES_ENTRY_HARDLINK:
+        return "hardlink";
+    default:
+        return "other";
     }
 }
 
@@ -91,9 +104,11 @@ static json_t *layers_json(const es_analyzer *a)
         json_object_set_new(o, "media_type", json_str_or_null(l->media_type));
         json_object_set_new(o, "created_by", json_str_or_null(l->created_by));
         json_object_set_new(o, "size", json_integer(l->size));
-        json_object_set_new(o, "tar_size", l->tar_size >= 0 ? json_integer(l->tar_size) : json_null());
+        json_object_set_new(o, "tar_size",
+                            l->tar_size >= 0 ? json_integer(l->tar_size) : json_null());
         json_object_set_new(o, "compressed_size",
-                            l->compressed_size >= 0 ? json_integer(l->compressed_size) : json_null());
+                            l->compressed_size >= 0 ? json_integer(l->compressed_size)
+                                                    : json_null());
         json_object_set_new(o, "entries", json_integer(l->entries));
         json_object_set_new(o, "files", json_integer(l->files));
         json_object_set_new(o, "whiteouts", json_integer(l->whiteouts));
@@ -111,18 +126,25 @@ static json_t *totals_json(const es_analyzer *a)
         size += l->size;
         entries += l->entries;
         files += l->files;
-        if (l->tar_size < 0) tar_known = 0;
-        else tar += l->tar_size;
-        if (l->compressed_size < 0) comp_known = 0;
-        else comp += l->compressed_size;
+        if (l->tar_size < 0)
+            tar_known = 0;
+        else
+            tar += l->tar_size;
+        if (l->compressed_size < 0)
+            comp_known = 0;
+        else
+            comp += l->compressed_size;
     }
     int64_t final_files = 0, final_bytes = 0, final_dirs = 0, final_links = 0;
     for (size_t i = 0; i < a->n_nodes; i++) {
         const node *n = a->all[i];
         if (!n->present) continue;
-        if (n->type == ES_ENTRY_FILE) final_files++, final_bytes += n->size;
-        else if (n->type == ES_ENTRY_DIR) final_dirs++;
-        else if (n->type == ES_ENTRY_SYMLINK || n->type == ES_ENTRY_HARDLINK) final_links++;
+        if (n->type == ES_ENTRY_FILE)
+            final_files++, final_bytes += n->size;
+        else if (n->type == ES_ENTRY_DIR)
+            final_dirs++;
+        else if (n->type == ES_ENTRY_SYMLINK || n->type == ES_ENTRY_HARDLINK)
+            final_links++;
     }
     json_t *o = json_object();
     json_object_set_new(o, "layers", json_integer((json_int_t)a->n_layers));
@@ -207,7 +229,8 @@ static json_t *largest_dirs_json(const es_analyzer *a, int top_n)
     }
     rlist l = {0};
     for (size_t i = 0; i < a->n_nodes; i++)
-        if (a->all[i]->present && a->all[i]->type == ES_ENTRY_DIR) rl_push(&l, a->all[i], bytes[i], 0);
+        if (a->all[i]->present && a->all[i]->type == ES_ENTRY_DIR)
+            rl_push(&l, a->all[i], bytes[i], 0);
     if (l.n) qsort(l.v, l.n, sizeof *l.v, cmp_ranked);
     json_t *arr = json_array();
     for (size_t i = 0; i < l.n && (int)i < top_n; i++) {
@@ -231,7 +254,8 @@ static json_t *packages_json(const es_analyzer *a)
 {
     rlist dbs = {0};
     for (size_t i = 0; i < a->n_nodes; i++)
-        if (is_visible_file(a->all[i]) && a->all[i]->ex && a->all[i]->ex->pkgs) rl_push(&dbs, a->all[i], 0, 1);
+        if (is_visible_file(a->all[i]) && a->all[i]->ex && a->all[i]->ex->pkgs)
+            rl_push(&dbs, a->all[i], 0, 1);
     rl_sort_by_path(&dbs);
     json_t *list = json_array(), *managers = json_array(), *sources = json_array();
     int64_t total = 0, count = 0;
@@ -249,7 +273,9 @@ static json_t *packages_json(const es_analyzer *a)
             json_object_set_new(o, "name", json_string(p->name));
             json_object_set_new(o, "version", json_string(p->version));
             json_object_set_new(o, "architecture", json_string(p->arch));
-            json_object_set_new(o, "installed_size", p->installed_size >= 0 ? json_integer(p->installed_size) : json_null());
+            json_object_set_new(o, "installed_size",
+                                p->installed_size >= 0 ? json_integer(p->installed_size)
+                                                       : json_null());
             json_array_append_new(list, o);
             count++;
             if (p->installed_size > 0) total += p->installed_size;
@@ -277,9 +303,11 @@ static json_t *elf_json(const es_analyzer *a)
 {
     rlist l = {0};
     for (size_t i = 0; i < a->n_nodes; i++)
-        if (is_visible_file(a->all[i]) && a->all[i]->ex && a->all[i]->ex->elf) rl_push(&l, a->all[i], 0, 1);
+        if (is_visible_file(a->all[i]) && a->all[i]->ex && a->all[i]->ex->elf)
+            rl_push(&l, a->all[i], 0, 1);
     rl_sort_by_path(&l);
-    json_t *files = json_array(), *interps = json_object(), *machines = json_object(), *linking = json_object();
+    json_t *files = json_array(), *interps = json_object(), *machines = json_object(),
+           *linking = json_object();
     int64_t stripped = 0, unstripped = 0, unknown = 0, bytes = 0;
     for (size_t i = 0; i < l.n; i++) {
         const node *n = l.v[i].n;
@@ -292,15 +320,19 @@ static json_t *elf_json(const es_analyzer *a)
         json_object_set_new(o, "type", json_string(es_elf_kind(e)));
         json_object_set_new(o, "linking", json_string(es_elf_linking(e)));
         json_object_set_new(o, "interpreter", e->interp[0] ? json_string(e->interp) : json_null());
-        json_object_set_new(o, "stripped", e->has_symtab < 0 ? json_null() : json_boolean(!e->has_symtab));
+        json_object_set_new(o, "stripped",
+                            e->has_symtab < 0 ? json_null() : json_boolean(!e->has_symtab));
         json_array_append_new(files, o);
         bytes += n->size;
         if (e->interp[0]) count_key(interps, e->interp);
         count_key(machines, es_elf_machine_name(e->machine));
         count_key(linking, es_elf_linking(e));
-        if (e->has_symtab < 0) unknown++;
-        else if (e->has_symtab) unstripped++;
-        else stripped++;
+        if (e->has_symtab < 0)
+            unknown++;
+        else if (e->has_symtab)
+            unstripped++;
+        else
+            stripped++;
     }
     rl_free(&l);
     json_t *o = json_object();
@@ -318,13 +350,15 @@ static json_t *elf_json(const es_analyzer *a)
 
 /* ------------------------------------------------------------------ attack surface */
 
-static const char *const shell_names[] = {"sh", "bash", "dash", "ash", "zsh", "ksh", "mksh", "pdksh",
-                                          "csh", "tcsh", "fish", "rbash", "busybox", "toybox", NULL};
-static const char *const pm_names[] = {"apt", "apt-get", "aptitude", "dpkg", "apk", "yum", "dnf",
-                                       "microdnf", "tdnf", "rpm", "zypper", "pacman", "opkg", "pip",
-                                       "pip3", "pip2", "easy_install", "npm", "yarn", "gem", NULL};
-static const char *const bin_dirs[] = {"bin", "sbin", "usr/bin", "usr/sbin", "usr/local/bin",
-                                       "usr/local/sbin", NULL};
+static const char *const shell_names[] = {"sh",   "bash",  "dash",    "ash",    "zsh",
+                                          "ksh",  "mksh",  "pdksh",   "csh",    "tcsh",
+                                          "fish", "rbash", "busybox", "toybox", NULL};
+static const char *const pm_names[] = {
+    "apt",      "apt-get", "aptitude",     "dpkg",   "apk",    "yum",  "dnf",
+    "microdnf", "tdnf",    "rpm",          "zypper", "pacman", "opkg", "pip",
+    "pip3",     "pip2",    "easy_install", "npm",    "yarn",   "gem",  NULL};
+static const char *const bin_dirs[] = {"bin",           "sbin",           "usr/bin", "usr/sbin",
+                                       "usr/local/bin", "usr/local/sbin", NULL};
 
 static int in_list(const char *s, const char *const *list)
 {
@@ -366,7 +400,8 @@ static json_t *list_json(rlist *l)
 {
     rl_sort_by_path(l);
     json_t *arr = json_array();
-    for (size_t i = 0; i < l->n; i++) json_array_append_new(arr, path_item(&l->v[i]));
+    for (size_t i = 0; i < l->n; i++)
+        json_array_append_new(arr, path_item(&l->v[i]));
     rl_free(l);
     return arr;
 }
@@ -439,11 +474,15 @@ static json_t *attack_surface_json(const es_analyzer *a, const json_t *cfg)
             free(p);
         }
         if (t == ES_ENTRY_SYMLINK) continue; /* link modes mean nothing */
-        if ((t == ES_ENTRY_FILE || t == ES_ENTRY_HARDLINK) && (n->mode & 04000)) rl_push(&suid, n, 0, 1);
-        if ((t == ES_ENTRY_FILE || t == ES_ENTRY_HARDLINK) && (n->mode & 02000)) rl_push(&sgid, n, 0, 1);
+        if ((t == ES_ENTRY_FILE || t == ES_ENTRY_HARDLINK) && (n->mode & 04000))
+            rl_push(&suid, n, 0, 1);
+        if ((t == ES_ENTRY_FILE || t == ES_ENTRY_HARDLINK) && (n->mode & 02000))
+            rl_push(&sgid, n, 0, 1);
         if (n->mode & 0002) {
-            if (t == ES_ENTRY_DIR && (n->mode & 01000)) rl_push(&sticky, n, 0, 1);
-            else rl_push(&ww, n, 0, 1);
+            if (t == ES_ENTRY_DIR && (n->mode & 01000))
+                rl_push(&sticky, n, 0, 1);
+            else
+                rl_push(&ww, n, 0, 1);
         }
         if (n->ex && n->ex->has_caps) rl_push(&caps, n, 0, 1);
     }
