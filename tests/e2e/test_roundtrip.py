@@ -60,18 +60,19 @@ def convert(src, dst, *opts, env=None):
 def test_chain_docker_oci_ociarchive_docker(name, tmp_path, podman_tmp):
     original = host_rootfs_layers(fixtures.podman_ref(name))
     original_config = skopeo_inspect(f"docker-archive:{fixtures.image(name)}", config=True)
-    before = os.listdir(tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
 
-    oci_dir = tmp_path / "hop1-oci"
+    oci_dir = out / "hop1-oci"
     convert(f"docker-archive:{fixtures.image(name)}", f"oci:{oci_dir}:latest")
     assert config_diff_ids(f"oci:{oci_dir}:latest") == original, "hop 1 (oci) changed diff_ids"
     check_oci_blobs(str(oci_dir))
 
-    oci_tar = tmp_path / "hop2.oci.tar"
+    oci_tar = out / "hop2.oci.tar"
     convert(f"oci:{oci_dir}:latest", f"oci-archive:{oci_tar}")
     assert config_diff_ids(f"oci-archive:{oci_tar}") == original, "hop 2 (oci-archive) changed diff_ids"
 
-    docker_tar = tmp_path / "hop3.docker.tar"
+    docker_tar = out / "hop3.docker.tar"
     convert(f"oci-archive:{oci_tar}", f"docker-archive:{docker_tar}")
     final_config = skopeo_inspect(f"docker-archive:{docker_tar}", config=True)
     assert final_config["rootfs"]["diff_ids"] == original, "hop 3 (docker-archive) changed diff_ids"
@@ -82,7 +83,7 @@ def test_chain_docker_oci_ociarchive_docker(name, tmp_path, podman_tmp):
     loaded = podman_tmp.load(str(docker_tar))
     assert podman_tmp.rootfs_layers(loaded[0]) == original, "podman load: RootFS differs"
 
-    assert leftovers(tmp_path, before) == sorted(["hop1-oci", "hop2.oci.tar", "hop3.docker.tar"]), \
+    assert leftovers(out, []) == sorted(["hop1-oci", "hop2.oci.tar", "hop3.docker.tar"]), \
         "temporary files left beside the outputs"
 
 
@@ -106,10 +107,13 @@ def test_compression_choice(compress, tmp_path, podman_tmp):
     assert config_diff_ids(f"oci:{oci_dir}:latest") == original
     # skopeo copy reads every blob and checks its digest while copying.
     run(["skopeo", "copy", "-q", f"oci:{oci_dir}:latest", f"dir:{tmp_path / 'skopeo-dir'}"])
-    # Back to docker-archive (zstd is not allowed there: the writer must recompress or store).
+    # Back to docker-archive (zstd cannot be named there: the writer must recompress or store
+    # it). podman load is slow, and the chain test already loads gzip archives: zstd only.
     docker_tar = tmp_path / "back.docker.tar"
     convert(f"oci:{oci_dir}:latest", f"docker-archive:{docker_tar}")
-    assert podman_tmp.rootfs_layers(podman_tmp.load(str(docker_tar))[0]) == original
+    assert config_diff_ids(f"docker-archive:{docker_tar}") == original
+    if compress == "zstd":
+        assert podman_tmp.rootfs_layers(podman_tmp.load(str(docker_tar))[0]) == original
 
 
 @pytest.mark.parametrize("dst_kind", ["oci-archive", "docker-archive", "oci"])
