@@ -58,7 +58,7 @@ format:
 
 lint: build
 	@cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability --inline-suppr \
-	  --suppress=missingIncludeSystem -I src/lib -I src/agent src/
+	  --suppress=missingIncludeSystem --library=.cppcheck-jansson.cfg -I src/lib -I src/agent src/
 	@clang-tidy -p $(BUILD) --quiet $$(git ls-files 'src/*.c') 2>/dev/null
 
 clean:

@@ -74,7 +74,7 @@ void es_cleanup_fclose_fn(void *f)
     if (fp) fclose(fp);
 }
 
-static void *oom(size_t n)
+__attribute__((noreturn)) static void oom(size_t n)
 {
     fprintf(stderr, "edgeslim: out of memory allocating %zu bytes\n", n);
     abort();
@@ -83,25 +83,29 @@ static void *oom(size_t n)
 void *es_xmalloc(size_t n)
 {
     void *p = malloc(n ? n : 1);
-    return p ? p : oom(n);
+    if (!p) oom(n);
+    return p;
 }
 
 void *es_xcalloc(size_t n, size_t sz)
 {
     void *p = calloc(n ? n : 1, sz ? sz : 1);
-    return p ? p : oom(n * sz);
+    if (!p) oom(n * sz);
+    return p;
 }
 
 void *es_xrealloc(void *p, size_t n)
 {
     void *q = realloc(p, n ? n : 1);
-    return q ? q : oom(n);
+    if (!q) oom(n);
+    return q;
 }
 
 char *es_xstrdup(const char *s)
 {
     char *p = strdup(s ? s : "");
-    return p ? p : oom(strlen(s));
+    if (!p) oom(s ? strlen(s) : 0);
+    return p;
 }
 
 char *es_xasprintf(const char *fmt, ...)
