@@ -101,7 +101,7 @@ static node *path_get(es_analyzer *a, const char *path, size_t len, es_error *er
     return n;
 }
 
-char *es_node_path(const node *n)
+char *es_analyze_node_path(const node *n)
 {
     size_t len = 0;
     for (const node *p = n; p->parent; p = p->parent)

@@ -80,6 +80,6 @@ struct es_analyzer {
 };
 
 /* "/a/b" for a node (malloc'd); "/" for the root. */
-char *es_node_path(const node *n);
+char *es_analyze_node_path(const node *n);
 
 #endif

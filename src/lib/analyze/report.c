@@ -42,7 +42,7 @@ static void rl_push(rlist *l, const node *n, int64_t v, int with_path)
         l->cap = l->cap ? l->cap * 2 : 64;
         l->v = es_xrealloc(l->v, l->cap * sizeof *l->v);
     }
-    l->v[l->n++] = (ranked){n, v, with_path ? es_node_path(n) : NULL};
+    l->v[l->n++] = (ranked){n, v, with_path ? es_analyze_node_path(n) : NULL};
 }
 
 static void rl_free(rlist *l)
@@ -181,7 +181,7 @@ static json_t *waste_json(const es_analyzer *a, int top_n)
     json_t *arr = json_array();
     for (size_t i = 0; i < l.n && (int)i < top_n; i++) {
         json_t *f = json_object();
-        char *p = es_node_path(l.v[i].n);
+        char *p = es_analyze_node_path(l.v[i].n);
         json_object_set_new(f, "path", json_string(p));
         free(p);
         json_object_set_new(f, "count", json_integer(l.v[i].n->dive_refs));
@@ -204,7 +204,7 @@ static json_t *largest_files_json(const es_analyzer *a, int top_n)
     json_t *arr = json_array();
     for (size_t i = 0; i < l.n && (int)i < top_n; i++) {
         json_t *f = json_object();
-        char *p = es_node_path(l.v[i].n);
+        char *p = es_analyze_node_path(l.v[i].n);
         json_object_set_new(f, "path", json_string(p));
         free(p);
         json_object_set_new(f, "size", json_integer(l.v[i].v));
@@ -235,7 +235,7 @@ static json_t *largest_dirs_json(const es_analyzer *a, int top_n)
     json_t *arr = json_array();
     for (size_t i = 0; i < l.n && (int)i < top_n; i++) {
         json_t *f = json_object();
-        char *p = es_node_path(l.v[i].n);
+        char *p = es_analyze_node_path(l.v[i].n);
         json_object_set_new(f, "path", json_string(p));
         free(p);
         json_object_set_new(f, "size", json_integer(l.v[i].v));
@@ -469,7 +469,7 @@ static json_t *attack_surface_json(const es_analyzer *a, const json_t *cfg)
         int t = n->type;
         int exe_like = t == ES_ENTRY_FILE || t == ES_ENTRY_SYMLINK || t == ES_ENTRY_HARDLINK;
         if (exe_like && (in_list(n->name, shell_names) || is_pm_name(n->name))) {
-            char *p = es_node_path(n);
+            char *p = es_analyze_node_path(n);
             if (in_bin_dir(p)) rl_push(in_list(n->name, shell_names) ? &shells : &pms, n, 0, 1);
             free(p);
         }
