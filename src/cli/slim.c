@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "slim/probe.h"
 #include "slim/slim.h"
 #include "util/progress.h"
 
@@ -101,7 +102,11 @@ static int parse_one(slim_cli *c, int opt, const char *arg, int *done)
     es_error err = {0};
     switch (opt) {
     case 'o': c->o.dst = arg; return 0;
-    case O_PROBE:
+    case O_PROBE: {
+        es_probe check;
+        if (es_probe_parse(arg, &check, &err) < 0) return cli_usage_error("slim", "%s", err.msg);
+        es_probe_free(&check);
+    }
         c->probes = es_xrealloc(c->probes, (c->n_probes + 1) * sizeof *c->probes);
         c->probes[c->n_probes++] = arg;
         return 0;

@@ -4,6 +4,7 @@
  */
 #include "slim/probe.h"
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -187,8 +188,18 @@ static int run_command(es_probe *p, es_sandbox *sb, int timeout_ms, es_probe_res
         int status = -1;
         int left = (int)(deadline - now_ms());
         if (left < 100) left = 100;
-        int rc = p->kind == ES_PROBE_EXEC ? es_sandbox_exec(sb, p->argv, left, &status, &e)
-                                          : es_sandbox_host_cmd(sb, p->argv, left, &status, &e);
+        int rc;
+        if (p->kind == ES_PROBE_EXEC) {
+            int fd = p->log_path ? open(p->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600) : -1;
+            rc = es_sandbox_exec_io(sb, p->argv, -1, fd, fd, left, &status, &e);
+            if (fd >= 0) close(fd);
+        } else if (p->log_path) {
+            /* The user's command may print while it waits for readiness: keep that off our output. */
+            char *argv[] = {"/bin/sh", "-c", "exec >>\"$0\" 2>&1; eval \"$1\"", (char *)p->log_path, p->argv[2], NULL};
+            rc = es_sandbox_host_cmd(sb, argv, left, &status, &e);
+        } else {
+            rc = es_sandbox_host_cmd(sb, p->argv, left, &status, &e);
+        }
         if (rc < 0 && p->kind == ES_PROBE_CMD) { /* the host command itself cannot run */
             *err = e;
             return -1;

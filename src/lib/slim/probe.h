@@ -27,6 +27,7 @@ typedef struct es_probe {
     long expect_status;  /* HTTP: 0 = any 2xx/3xx; > 0 exact; -1 = auto (see above) */
     char **argv;         /* exec/cmd */
     int is_auto;
+    const char *log_path; /* exec/cmd output is appended here (NULL: inherited stdio) */
 } es_probe;
 
 typedef struct es_probe_result {

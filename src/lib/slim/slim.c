@@ -63,6 +63,7 @@ typedef struct slim_ctx {
     json_t *missing_paths;
     long long t0, t_stage;
     json_t *timings;
+    char *probe_log;
 } slim_ctx;
 
 static long long now_ms(void)
@@ -74,11 +75,7 @@ static long long now_ms(void)
 
 static void stage(slim_ctx *c, const char *name)
 {
-    long long t = now_ms();
-    if (c->t_stage && c->timings) {
-        /* the previous stage's duration is recorded under its own name by stage_end */
-    }
-    c->t_stage = t;
+    c->t_stage = now_ms();
     if (c->o->on_stage) c->o->on_stage(name, c->o->stage_arg);
 }
 
@@ -123,6 +120,7 @@ static void ctx_free(slim_ctx *c)
     free(c->work);
     free(c->slim_root);
     free(c->blob_path);
+    free(c->probe_log);
     es_run_config_free(&c->run);
     es_closure_free(c->closure);
     es_keepset_free(c->ks);
@@ -180,6 +178,7 @@ static int open_and_unpack(slim_ctx *c, es_error *err)
     c->work = t;
     c->slim_root = es_xasprintf("%s/rootfs", c->work);
     c->blob_path = es_xasprintf("%s/layer.blob", c->work);
+    c->probe_log = es_xasprintf("%s/probes.log", c->work);
     if (mkdir(c->slim_root, 0755) < 0) return es_err_sys(err, ES_EIO, "%s: mkdir", c->slim_root);
     es_tree_measure(c->root, &c->before);
     stage_end(c, "unpack");
@@ -307,6 +306,7 @@ static int make_probes(slim_ctx *c, es_error *err)
         free(nums);
     }
     c->duration_mode = c->n_probes == 0;
+    for (size_t i = 0; i < c->n_probes; i++) c->probes[i].log_path = c->probe_log;
     c->outcomes = es_xcalloc(c->n_probes ? c->n_probes : 1, sizeof *c->outcomes);
     return 0;
 }
