@@ -116,7 +116,9 @@ int es_sandbox_pid(es_sandbox *sb);
  * asked for, so a symlink chain shows up as both ends. Paths under /proc, /sys, /dev and /tmp
  * (not from the image) are left out. */
 enum {
-    ES_TR_OPEN = 1u << 0,     /* opened (fanotify, or open* via ptrace that succeeded) */
+    /* The op bits say what was attempted on the path (fanotify: it was opened; ptrace: the call
+     * was made, whatever its result); ES_TR_MISSING says at least one attempt found nothing. */
+    ES_TR_OPEN = 1u << 0,     /* opened, or open*() called on it */
     ES_TR_EXEC = 1u << 1,     /* executed, or execve attempted */
     ES_TR_STAT = 1u << 2,     /* stat/lstat/statx/access/chdir on it */
     ES_TR_READLINK = 1u << 3, /* readlink on it */

@@ -1,0 +1,244 @@
+"""edgeslim run on real images built from Debian's packages (tests/e2e/fixtures.py): nginx with its
+own CMD in a private network namespace (reached from the host through nsenter into that netns),
+the Flask app, the static scratch image as its non-root user, a Python server on the host network
+with a CMD override, exit code propagation, Ctrl-C (SIGINT) cleanup, and bad input (a command the
+image lacks, an image for another architecture, a missing image, usage errors)."""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tarfile
+import time
+
+import pytest
+
+from conftest import bin_path
+from fixtures import image
+
+
+def es_env(tmp_path):
+    env = dict(os.environ)
+    env["TMPDIR"] = str(tmp_path)  # unpack dir and sandbox state dir land here: checked empty after
+    return env
+
+
+def children(pid):
+    out = []
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/children") as f:
+                out += [int(x) for x in f.read().split()]
+    except FileNotFoundError:
+        pass
+    return out
+
+
+def container_init(proc, timeout=120):
+    """Host pid of the container's init: edgeslim -> relay -> init."""
+    end = time.time() + timeout
+    while time.time() < end:
+        if proc.poll() is not None:
+            pytest.fail(f"edgeslim run exited early ({proc.returncode}): {proc.stderr.read().decode()}")
+        for relay in children(proc.pid):
+            kids = children(relay)
+            if kids:
+                return kids[0]
+        time.sleep(0.2)
+    pytest.fail("container did not start")
+
+
+def in_netns(init_pid, cmd, check=True):
+    return subprocess.run(["nsenter", "-t", str(init_pid), "-n"] + cmd, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, check=check, timeout=60)
+
+
+def http_in_netns(init_pid, url, timeout=60):
+    """GET url inside the container's netns, retrying until the server is up: (status, body)."""
+    end = time.time() + timeout
+    while True:
+        p = in_netns(init_pid, ["curl", "-s", "-o", "-", "-w", "\n%{http_code}", url], check=False)
+        if p.returncode == 0:
+            body, _, code = p.stdout.decode().rpartition("\n")
+            return int(code), body
+        if time.time() > end:
+            pytest.fail(f"{url} not reachable in the container: {p.stderr.decode()}")
+        time.sleep(0.3)
+
+
+def start_run(args, tmp_path):
+    return subprocess.Popen([bin_path(), "run"] + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=es_env(tmp_path))
+
+
+def stop(proc, sig=signal.SIGINT):
+    proc.send_signal(sig)
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        pytest.fail("edgeslim run did not stop on a forwarded signal")
+    return proc.returncode
+
+
+def assert_clean(tmp_path, pids=()):
+    left = [p for p in os.listdir(tmp_path) if p.startswith("edgeslim-")]
+    assert left == [], f"temporary dirs left behind: {left}"
+    with open("/proc/self/mountinfo") as f:
+        assert str(tmp_path) not in f.read(), "a mount under the temp dir is visible on the host"
+    for pid in pids:
+        assert not os.path.exists(f"/proc/{pid}"), f"container process {pid} still exists"
+
+
+def run_es(args, tmp_path, timeout=600):
+    return subprocess.run([bin_path(), "run"] + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          env=es_env(tmp_path), timeout=timeout)
+
+
+def test_exit_code_propagates_with_cmd_override(tmp_path):
+    p = run_es([image("nginx"), "--", "sh", "-c", "cat /etc/os-release | grep -q bookworm && exit 7"], tmp_path)
+    assert p.returncode == 7, p.stderr.decode()
+    assert_clean(tmp_path)
+
+
+def test_nginx_own_cmd_private_network(tmp_path):
+    proc = start_run([image("nginx")], tmp_path)
+    init = container_init(proc)
+    code, body = http_in_netns(init, "http://127.0.0.1:80/")
+    assert code == 200 and "hello from a real nginx" in body
+    code, _ = http_in_netns(init, "http://127.0.0.1:80/no-such-page")
+    assert code == 404
+    # private netns: loopback only; the workers run as www-data (the image's nginx.conf user)
+    dev = in_netns(init, ["cat", "/proc/net/dev"]).stdout.decode().splitlines()[2:]
+    assert [line.split(":")[0].strip() for line in dev] == ["lo"]
+    procs = [init] + children(init)
+    procs += [c for p in list(procs) for c in children(p)]
+    users = set()
+    for pid in procs:
+        with open(f"/proc/{pid}/status") as f:
+            users.add(next(l.split()[1] for l in f if l.startswith("Uid:")))
+    assert "33" in users and "0" in users
+    rc = stop(proc, signal.SIGINT)  # Ctrl-C: forwarded, nginx exits, everything removed
+    assert rc == 0, proc.stderr.read().decode()
+    assert_clean(tmp_path, procs)
+
+
+def test_python_flask_app(tmp_path):
+    proc = start_run([image("python")], tmp_path)
+    init = container_init(proc)
+    code, body = http_in_netns(init, "http://127.0.0.1:8000/greet/bob", timeout=120)
+    assert code == 200 and json.loads(body) == {"greeting": "hello, bob"}
+    code, body = http_in_netns(init, "http://127.0.0.1:8000/")
+    assert json.loads(body)["app"] == "edgeslim-fixture-python"
+    rc = stop(proc, signal.SIGTERM)
+    assert rc in (0, 143), proc.stderr.read().decode()
+    assert_clean(tmp_path, [init])
+
+
+def test_static_image_runs_as_its_user(tmp_path):
+    proc = start_run([image("static")], tmp_path)
+    init = container_init(proc)
+    code, body = http_in_netns(init, "http://127.0.0.1:8080/")
+    assert code == 200 and "edgeslim-fixture-static" in body
+    app = children(init)[0]
+    with open(f"/proc/{app}/status") as f:
+        st = f.read()
+    assert "\nUid:\t65532\t65532\t65532\t65532\n" in st and "\nGid:\t65532\t65532\t65532\t65532\n" in st
+    stop(proc, signal.SIGTERM)
+    assert_clean(tmp_path, [init, app])
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def test_host_network_with_cmd_override(tmp_path):
+    port = free_port()
+    proc = start_run(["--net", "host", image("python"), "--", "python3", "-m", "http.server", str(port),
+                      "--bind", "127.0.0.1", "--directory", "/app"], tmp_path)
+    init = container_init(proc)
+    end = time.time() + 120
+    while True:
+        try:
+            body = subprocess.run(["curl", "-sf", f"http://127.0.0.1:{port}/app.py"], stdout=subprocess.PIPE,
+                                  check=True, timeout=30).stdout.decode()
+            break
+        except subprocess.CalledProcessError:
+            if time.time() > end:
+                pytest.fail("python http.server on the host network not reachable")
+            time.sleep(0.3)
+    assert "edgeslim python fixture" in body
+    rc = stop(proc, signal.SIGINT)
+    assert rc in (0, 1, 130)  # python exits on KeyboardInterrupt
+    assert_clean(tmp_path, [init])
+
+
+def test_ctrl_c_kills_and_cleans_up(tmp_path):
+    proc = start_run([image("nginx"), "--", "sleep", "1000"], tmp_path)
+    init = container_init(proc)
+    app = None
+    for _ in range(100):
+        kids = children(init)
+        if kids:
+            app = kids[0]
+            break
+        time.sleep(0.1)
+    assert app
+    rc = stop(proc, signal.SIGINT)
+    assert rc == 130  # sleep killed by the forwarded SIGINT
+    assert_clean(tmp_path, [init, app])
+
+
+def test_command_not_in_image(tmp_path):
+    # the static image's ENTRYPOINT is /server: clear it so the command is `sh -c true`
+    p = run_es(["--entrypoint", "", image("static"), "--", "sh", "-c", "true"], tmp_path, timeout=120)
+    assert p.returncode == 11
+    assert p.stderr.decode().strip() == "edgeslim run: command not found in image: sh"
+    assert_clean(tmp_path)
+
+
+def retarget_arch(src, dst, arch):
+    """Copy of a docker-archive whose config says another architecture (names and digests redone)."""
+    import hashlib
+    with tarfile.open(src) as t:
+        members = {m.name: t.extractfile(m).read() if m.isfile() else None for m in t.getmembers()}
+    manifest = json.loads(members["manifest.json"])
+    old_cfg = manifest[0]["Config"]
+    cfg = json.loads(members[old_cfg])
+    cfg["architecture"] = arch
+    data = json.dumps(cfg).encode()
+    new_cfg = hashlib.sha256(data).hexdigest() + ".json"
+    manifest[0]["Config"] = new_cfg
+    members.pop(old_cfg)
+    members[new_cfg] = data
+    members["manifest.json"] = json.dumps(manifest).encode()
+    with tarfile.open(dst, "w") as t:
+        for name, body in members.items():
+            if body is None:
+                continue
+            info = tarfile.TarInfo(name)
+            info.size = len(body)
+            t.addfile(info, __import__("io").BytesIO(body))
+
+
+def test_other_architecture_is_refused(tmp_path):
+    bad = tmp_path / "arm.tar"
+    retarget_arch(image("static"), bad, "arm64")
+    p = run_es([str(bad)], tmp_path)
+    assert p.returncode == 7, p.stderr.decode()
+    assert "image is linux/arm64, this host is linux/amd64" in p.stderr.decode()
+    assert_clean(tmp_path)
+
+
+def test_usage_and_missing_image(tmp_path):
+    assert run_es(["--help"], tmp_path).returncode == 0
+    assert run_es([], tmp_path).returncode == 2
+    assert run_es(["--net", "bogus", image("static")], tmp_path).returncode == 2
+    p = run_es([str(tmp_path / "nope.tar")], tmp_path)
+    assert p.returncode == 3, p.stderr.decode()
+    assert_clean(tmp_path)
