@@ -154,7 +154,7 @@ static void on_ingest(void *arg, const char *body, size_t len, const char *peer,
     (void)peer;
     if (a->m.draining)
         return reply_error(rep, 503, "draining");
-    ea_arena ar = {.max = len * 8 + 65536};
+    ea_arena ar = {.max = len * 24 + 65536};
     char err[300];
     ea_node *root = ea_json_parse(&ar, body, len, err, sizeof err);
     if (!root || (root->type != EA_N_OBJ && root->type != EA_N_ARR)) {

@@ -79,7 +79,7 @@ int ea_control_apply(ea_agent *a, const void *doc, size_t len, int persist_doc, 
     char why[300];
     if (ea_control_verify(doc, len, cfg->control_key, &payload, &plen, why, sizeof why) < 0)
         return refuse(a, err, errlen, why, -1);
-    ea_arena ar = {.max = plen * 8 + 65536};
+    ea_arena ar = {.max = plen * 24 + 65536};
     ea_node *root = ea_json_parse(&ar, payload, plen, why, sizeof why);
     int rc = -1;
     const char *reason = why;

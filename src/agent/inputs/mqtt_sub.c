@@ -35,7 +35,7 @@ static void on_message(void *arg, const char *topic, size_t topic_len, const voi
     (void)retain;
     ea_mqtt_sub *s = arg;
     ea_metrics *m = ea_agent_metrics(s->agent);
-    ea_arena ar = {.max = len * 8 + 65536};
+    ea_arena ar = {.max = len * 24 + 65536};
     char err[300];
     ea_node *root = ea_json_parse(&ar, payload, len, err, sizeof err);
     if (!root || (root->type != EA_N_OBJ && root->type != EA_N_ARR)) {

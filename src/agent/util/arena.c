@@ -1,13 +1,15 @@
 /* util/arena.c: chunked bump allocator (see arena.h). Chunks grow to 64 KiB; large requests get
- * their own chunk. */
+ * their own chunk. Chunks are mmap'ed, not malloc'ed, so the memory of a large request's parse
+ * tree goes back to the kernel when the request is done (RSS returns to idle). */
 #include "util/arena.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 struct ea_arena_chunk {
     ea_arena_chunk *next;
-    size_t used, cap;
+    size_t used, cap, mapped;
     _Alignas(16) char data[];
 };
 
@@ -22,9 +24,12 @@ void *ea_arena_alloc(ea_arena *a, size_t n)
         size_t cap = c && c->cap < 65536 ? c->cap * 2 : (c ? 65536 : 4096);
         if (cap < n)
             cap = n;
-        ea_arena_chunk *nc = malloc(sizeof *nc + cap);
-        if (!nc)
+        size_t mapped = (sizeof(ea_arena_chunk) + cap + 4095) & ~(size_t)4095;
+        ea_arena_chunk *nc = mmap(NULL, mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (nc == MAP_FAILED)
             return NULL;
+        nc->mapped = mapped;
+        cap = mapped - sizeof(ea_arena_chunk);
         nc->next = a->head;
         nc->used = 0;
         nc->cap = cap;
@@ -33,7 +38,7 @@ void *ea_arena_alloc(ea_arena *a, size_t n)
     void *p = c->data + c->used;
     c->used += n;
     a->used_total += n;
-    memset(p, 0, n);
+    memset(p, 0, n); /* fresh mmap pages are zero, reused space is not */
     return p;
 }
 
@@ -52,7 +57,7 @@ void ea_arena_free(ea_arena *a)
     ea_arena_chunk *c = a->head;
     while (c) {
         ea_arena_chunk *n = c->next;
-        free(c);
+        munmap(c, c->mapped);
         c = n;
     }
     a->head = NULL;
