@@ -97,7 +97,7 @@ static void print_summary(const unpack_args *a, const es_image *img, const es_ap
            "%lld hardlinks, %lld whiteouts applied",
            a->image, a->dir, img->n_layers, (long long)st->files, bytes, (long long)st->dirs,
            (long long)st->symlinks, (long long)st->hardlinks, (long long)st->whiteouts);
-    if (st->devices) printf(", %lld device nodes", (long long)st->devices);
+    if (st->devices) printf(", %lld device nodes and fifos", (long long)st->devices);
     if (st->skipped_devices) printf(", %lld device nodes skipped", (long long)st->skipped_devices);
     printf("\n");
 }
