@@ -154,6 +154,8 @@ static void on_ingest(void *arg, const char *body, size_t len, const char *peer,
     (void)peer;
     if (a->m.draining)
         return reply_error(rep, 503, "draining");
+    if (!a->cfg.http_enabled)
+        return reply_error(rep, 404, "HTTP ingest is disabled (http.enabled: false)");
     ea_arena ar = {.max = len * 24 + 65536};
     char err[300];
     ea_node *root = ea_json_parse(&ar, body, len, err, sizeof err);
@@ -443,6 +445,11 @@ static int open_output(ea_agent *a, char *err, size_t errlen)
     }
     a->out_ev = (ea_output_events){.acked = on_acked, .state = on_state, .control = on_control, .arg = a};
     ea_output_config oc = a->cfg.uplink;
+    char id[160];
+    if (!oc.client_id && a->cfg.device_id) {
+        snprintf(id, sizeof id, "edgeagent-%s", a->cfg.device_id);
+        oc.client_id = id; /* stable across restarts: the persistent session's key */
+    }
     if (!a->cfg.remote_config)
         oc.control_topic = NULL; /* --no-remote-init: not even subscribed */
     a->out = a->out_ops->create(&oc, a->loop, &a->out_ev, err, errlen);
