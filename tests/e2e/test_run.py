@@ -242,3 +242,13 @@ def test_usage_and_missing_image(tmp_path):
     p = run_es([str(tmp_path / "nope.tar")], tmp_path)
     assert p.returncode == 3, p.stderr.decode()
     assert_clean(tmp_path)
+
+
+def test_sigint_during_unpack_cleans_up(tmp_path):
+    # SIGINT half a second in lands while the layers are unpacked (or, on a fast machine, after
+    # the start, when it is forwarded to sleep): either way 130 and nothing left behind.
+    proc = start_run([image("nginx"), "--", "sleep", "1000"], tmp_path)
+    time.sleep(0.5)
+    rc = stop(proc, signal.SIGINT)
+    assert rc == 130, proc.stderr.read().decode()
+    assert_clean(tmp_path)
