@@ -354,3 +354,32 @@ def test_help():
     assert b"--probe" in p.stdout and b"--keep-file" in p.stdout
     p = run_es("slim", "x", check=False)
     assert p.returncode == 2
+
+
+def test_larger_output_is_refused(slimmed, work):
+    """Slimming the (gzip-stored) slim static image again, uncompressed, cannot be smaller."""
+    dst = str(work / "static-larger.tar")
+    p = slim(slimmed["static"]["dst"], dst, "--compress", "none", check=False)
+    err = p.stderr.decode()
+    assert p.returncode == 12, err
+    assert "would not be smaller" in err and "nothing written" in err, err
+    assert not os.path.exists(dst) and not os.path.exists(dst + ".spdx.json")
+
+
+def test_keep_file_rules_and_exec_probe(work):
+    """A keep-file keeping a shell; an exec: probe that needs it runs inside both images."""
+    rules = work / "keep.txt"
+    rules.write_text("# the probe below runs a shell inside the container\ninclude-shell\n"
+                     "include /usr/share/nginx\nexclude /usr/share/nginx/modules-available/**\n")
+    dst = str(work / "nginx-shell.tar")
+    report = str(work / "nginx-shell.json")
+    slim(fixtures.image("nginx"), dst, "--keep-file", str(rules), "--report", report,
+         "--probe", "exec:/bin/sh -c 'test -s /var/www/html/index.html'")
+    rep = json.load(open(report))
+    kept = {k["path"]: k["reason"] for k in rep["kept"]}
+    assert "rule" in kept["/usr/bin/dash"] and "rule" in kept["/usr/bin/sh"]
+    assert rep["after"]["shells"] >= 1
+    assert rep["probes"][0]["slim"]["passed"]
+    _, members = layer_members(dst)
+    assert "usr/share/nginx/modules-available" in members
+    assert not [m for m in members if m.startswith("usr/share/nginx/modules-available/")]

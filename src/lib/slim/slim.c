@@ -34,6 +34,7 @@
 #define ES_VERSION_STRING "0.1.0"
 #endif
 #define STOP_GRACE_MS 3000
+#define SETTLE_MS 500
 #define MAX_MISSING_LISTED 12
 
 typedef struct probe_outcome {
@@ -400,6 +401,24 @@ static int duration_run(slim_ctx *c, es_sandbox *sb, int *exited, int *code, es_
     return 0;
 }
 
+/* Probes such as exec: can pass before the app finished starting (nginx still reading its
+ * config): before the traced run ends, wait until every exposed port accepts connections, then
+ * give the app a moment, so start-up file accesses are in the trace. */
+static void settle(slim_ctx *c, es_sandbox *sb)
+{
+    json_t *ports = es_config_exposed_ports(c->img);
+    const char *key;
+    json_t *v;
+    if (json_is_object(ports)) json_object_foreach(ports, key, v) {
+        int port = atoi(key);
+        if (port <= 0 || port > 65535 || (strchr(key, '/') && !strstr(key, "/tcp"))) continue;
+        es_error e = {0};
+        int fd = es_sandbox_connect_tcp(sb, port, c->o->probe_timeout_ms, &e);
+        if (fd >= 0) close(fd);
+    }
+    usleep(SETTLE_MS * 1000);
+}
+
 static int traced_run(slim_ctx *c, es_error *err)
 {
     stage(c, "trace");
@@ -416,6 +435,7 @@ static int traced_run(slim_ctx *c, es_error *err)
         }
     } else {
         for (size_t i = 0; i < c->n_probes && rc == 0; i++) rc = probe_original(c, sb, i, &c->outcomes[i].orig, "trace", err);
+        if (rc == 0) settle(c, sb);
     }
     stop_box(sb);
     if (rc == 0) rc = collect_trace(c, sb, err);
@@ -579,6 +599,15 @@ static int verify_once(slim_ctx *c, const char *slim_user, size_t *failed, es_er
             *failed = i;
             result = 1;
         }
+    }
+    if (result == 0 && !c->duration_mode) settle(c, slim);
+    if (result == 0 && !c->duration_mode && es_sandbox_alive(orig) && !es_sandbox_alive(slim)) {
+        /* Every probe passed, but the slim app died while the original kept running. */
+        *failed = c->n_probes ? c->n_probes - 1 : 0;
+        if (c->n_probes)
+            snprintf(c->outcomes[*failed].slim.detail, sizeof c->outcomes[*failed].slim.detail,
+                     "the slim app exited (code %d) while the original kept running", app_exit_code(slim));
+        result = 1;
     }
     stop_box(orig);
     stop_box(slim);
