@@ -227,3 +227,19 @@ def zero_bomb_layer(uncompressed_bytes=1 << 30):
 def copy_tree(src, dst):
     shutil.copytree(src, dst, symlinks=True)
     return dst
+
+
+def cached_zero_bomb():
+    """The 1 GiB-of-zeros gzip layer, built once per machine (several seconds) and kept in the
+    fixture cache beside the fixture images. Returns (blob, diff_id)."""
+    cache = os.environ.get("ES_FIXTURE_CACHE", os.path.expanduser("~/.cache/edgeslim/fixtures"))
+    path = os.path.join(cache, "hostile-zero-bomb-1GiB.tar.gz")
+    if not os.path.exists(path + ".diffid"):
+        os.makedirs(cache, exist_ok=True)
+        blob, diff_id, _ = zero_bomb_layer()
+        for name, data in ((path, blob), (path + ".diffid", diff_id.encode())):
+            with open(name + ".tmp", "wb") as f:
+                f.write(data)
+            os.replace(name + ".tmp", name)
+    with open(path, "rb") as f, open(path + ".diffid") as g:
+        return f.read(), g.read().strip()
