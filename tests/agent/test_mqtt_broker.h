@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -30,7 +31,7 @@ typedef struct test_broker {
     pid_t pid;
 } test_broker;
 
-static int test_free_port(void)
+static __attribute__((unused)) int test_free_port(void)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -41,7 +42,7 @@ static int test_free_port(void)
     return ntohs(sa.sin_port);
 }
 
-static int test_port_open(int port)
+static __attribute__((unused)) int test_port_open(int port)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -50,14 +51,14 @@ static int test_port_open(int port)
     return ok;
 }
 
-static void test_sleep_ms(int ms)
+static __attribute__((unused)) void test_sleep_ms(int ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
 }
 
 /* Starts mosquitto with the listener lines in `extra` (may be NULL) appended to the base config. */
-static int test_broker_start(test_broker *b, const char *extra)
+static __attribute__((unused)) int test_broker_start(test_broker *b, const char *extra)
 {
     if (b->dir[0] == '\0') {
         snprintf(b->dir, sizeof b->dir, "/tmp/ea-broker-XXXXXX");
@@ -77,6 +78,7 @@ static int test_broker_start(test_broker *b, const char *extra)
     snprintf(log, sizeof log, "%s/mosquitto.log", b->dir);
     b->pid = fork();
     if (b->pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGTERM); /* never outlive a failed test */
         int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
         dup2(fd, 1);
         dup2(fd, 2);
@@ -96,7 +98,7 @@ static int test_broker_start(test_broker *b, const char *extra)
     return -1;
 }
 
-static void test_broker_kill(test_broker *b, int sig)
+static __attribute__((unused)) void test_broker_kill(test_broker *b, int sig)
 {
     if (b->pid > 0) {
         kill(b->pid, sig);
@@ -105,7 +107,7 @@ static void test_broker_kill(test_broker *b, int sig)
     }
 }
 
-static void test_broker_stop(test_broker *b)
+static __attribute__((unused)) void test_broker_stop(test_broker *b)
 {
     test_broker_kill(b, SIGTERM);
     if (b->dir[0]) {
@@ -127,7 +129,7 @@ typedef struct test_waiter {
     int done, timed_out, tick_id, deadline_id;
 } test_waiter;
 
-static void test_waiter_tick(ea_loop *l, void *arg)
+static __attribute__((unused)) void test_waiter_tick(ea_loop *l, void *arg)
 {
     test_waiter *w = arg;
     w->tick_id = 0;
@@ -139,7 +141,7 @@ static void test_waiter_tick(ea_loop *l, void *arg)
     w->tick_id = ea_loop_timer(l, 5, test_waiter_tick, w);
 }
 
-static void test_waiter_deadline(ea_loop *l, void *arg)
+static __attribute__((unused)) void test_waiter_deadline(ea_loop *l, void *arg)
 {
     test_waiter *w = arg;
     w->deadline_id = 0;
@@ -149,7 +151,7 @@ static void test_waiter_deadline(ea_loop *l, void *arg)
 
 /* Runs the loop until pred(arg) is true (returns 1) or timeout_ms passes (returns 0). pred NULL:
  * just run for timeout_ms. */
-static int test_run_until(ea_loop *l, test_pred pred, void *arg, uint64_t timeout_ms)
+static __attribute__((unused)) int test_run_until(ea_loop *l, test_pred pred, void *arg, uint64_t timeout_ms)
 {
     test_waiter w = {pred, arg, 0, 0, 0, 0};
     w.tick_id = ea_loop_timer(l, 1, test_waiter_tick, &w);

@@ -49,6 +49,8 @@ struct ea_output {
     size_t req_len, req_off;
     char resp[RESP_MAX + 1];
     size_t resp_len;
+    size_t body_left; /* bytes of a 2xx response body still to read before the batch is acked */
+    int status;       /* 2xx status once the headers are in, 0 before */
     uint64_t retries, reconnects, connects;
     char where[320];
 };
@@ -151,6 +153,8 @@ static const char *find_header(const char *headers, const char *name)
 static void batch_acked(ea_output *o, int status)
 {
     cancel_timer(o);
+    o->status = 0;
+    o->body_left = 0;
     size_t n = o->n_seqs;
     o->n_seqs = 0;
     free(o->req);
@@ -170,7 +174,25 @@ static void batch_acked(ea_output *o, int status)
     o->in_ack = 0;
 }
 
-/* Called once the header block is complete in resp. */
+static void read_body(ea_output *o)
+{
+    char buf[2048];
+    while (o->body_left > 0) {
+        ssize_t n = ea_stream_read(&o->st, buf, sizeof buf < o->body_left ? sizeof buf : o->body_left);
+        if (n == EA_IO_WANT_READ || n == EA_IO_WANT_WRITE)
+            return;
+        if (n <= 0) { /* the 2xx was sent: the batch is delivered even if the body is cut */
+            close_conn(o);
+            o->body_left = 0;
+            break;
+        }
+        o->body_left -= (size_t)n;
+    }
+    batch_acked(o, o->status);
+}
+
+/* Called once the header block is complete in resp. A 2xx with a Content-Length keeps the
+ * connection: the batch is acked once the body has been read too (o->body_left reaches 0). */
 static void response_headers_done(ea_output *o, size_t header_len)
 {
     int status = 0;
@@ -178,26 +200,32 @@ static void response_headers_done(ea_output *o, size_t header_len)
         request_failed(o, "malformed HTTP status line");
         return;
     }
+    if (status < 200 || status >= 300) {
+        char why[96];
+        snprintf(why, sizeof why, "HTTP %d", status);
+        request_failed(o, why);
+        return;
+    }
+    o->status = status;
     const char *cl = find_header(o->resp, "Content-Length");
     const char *conn = find_header(o->resp, "Connection");
     long body = cl ? strtol(cl, NULL, 10) : -1;
-    int keep = body >= 0 && (size_t)body == o->resp_len - header_len && !(conn && strncasecmp(conn, "close", 5) == 0);
-    if (status >= 200 && status < 300) {
-        if (!keep)
-            close_conn(o);
-        else
-            set_interest(o, EPOLLIN);
-        o->resp_len = 0;
+    size_t have = o->resp_len - header_len;
+    if (body < 0 || (size_t)body < have || (conn && strncasecmp(conn, "close", 5) == 0)) {
+        close_conn(o); /* not reusable; the status is all we need */
         batch_acked(o, status);
         return;
     }
-    char why[96];
-    snprintf(why, sizeof why, "HTTP %d", status);
-    request_failed(o, why);
+    o->body_left = (size_t)body - have;
+    read_body(o);
 }
 
 static void read_response(ea_output *o)
 {
+    if (o->status) {
+        read_body(o);
+        return;
+    }
     for (;;) {
         if (o->resp_len == RESP_MAX) {
             request_failed(o, "response headers larger than 8 KiB");
@@ -296,7 +324,7 @@ static void on_io(ea_loop *l, int fd, uint32_t events, void *arg)
     case H_TLS: step_tls(o); break;
     case H_SENDING: send_request(o); break;
     case H_WAITING: read_response(o); break;
-    default: /* idle keep-alive connection: the server closed it or sent junk */
+    default: /* idle keep-alive connection: the server closed it (or sent junk) */
         if (events & (EPOLLIN | EPOLLERR | EPOLLHUP))
             close_conn(o);
         break;
@@ -310,6 +338,8 @@ static void start_request(ea_output *o)
     o->resp_len = 0;
     cancel_timer(o);
     o->timer = ea_loop_timer(o->loop, HTTP_TIMEOUT_MS, on_timeout, o);
+    o->body_left = 0;
+    o->status = 0;
     o->reused = o->st.fd >= 0;
     if (o->reused) {
         o->state = H_SENDING;
