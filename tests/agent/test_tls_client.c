@@ -1,0 +1,287 @@
+/*
+ * test_tls_client.c: the MQTT client over TLS (mbedTLS) against a REAL mosquitto with four TLS
+ * listeners: a good server certificate, an EXPIRED one, one for the WRONG host name, and the good
+ * one with require_certificate (client certificates). The PKI is made by the openssl CLI in the
+ * test setup (`openssl ca` with a start/end date in the past makes the expired certificate).
+ * Each bad case must be refused with its own clear reason.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "outputs/output.h"
+#include "proto/mqtt_client.h"
+#include "test_mqtt_broker.h"
+
+static char pki[64];
+static test_broker broker;
+static int port_good, port_expired, port_wrong_host, port_client_cert;
+
+static const char pki_script[] =
+    "set -e\n"
+    "ec() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out $1 2>/dev/null; }\n"
+    "ec ca.key; openssl req -x509 -new -key ca.key -out ca.crt -days 30 -subj /CN=edge-test-ca\n"
+    "ec ca2.key; openssl req -x509 -new -key ca2.key -out ca2.crt -days 30 -subj /CN=other-ca\n"
+    "printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' > san.ext\n"
+    "printf 'subjectAltName=DNS:wrong.example\\n' > wrong.ext\n"
+    "printf 'extendedKeyUsage=clientAuth\\n' > client.ext\n"
+    "ec server.key; openssl req -new -key server.key -out server.csr -subj /CN=localhost\n"
+    "openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 30 -extfile san.ext -out server.crt 2>/dev/null\n"
+    "ec wrong.key; openssl req -new -key wrong.key -out wrong.csr -subj /CN=wrong.example\n"
+    "openssl x509 -req -in wrong.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 30 -extfile wrong.ext -out wrong.crt 2>/dev/null\n"
+    "ec client.key; openssl req -new -key client.key -out client.csr -subj /CN=edge-1\n"
+    "openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 30 -extfile client.ext -out client.crt 2>/dev/null\n"
+    "ec expired.key; openssl req -new -key expired.key -out expired.csr -subj /CN=localhost\n"
+    "touch index.txt; echo 1000 > serial\n"
+    "printf '[ca]\\ndefault_ca=d\\n[d]\\ndatabase=index.txt\\nnew_certs_dir=.\\nserial=serial\\ndefault_md=sha256\\n"
+    "policy=p\\nunique_subject=no\\n[p]\\ncommonName=supplied\\n' > ca.cnf\n"
+    "openssl ca -batch -config ca.cnf -cert ca.crt -keyfile ca.key -in expired.csr -out expired.crt "
+    "-startdate 20200101000000Z -enddate 20200201000000Z -extfile san.ext 2>/dev/null\n"
+    "printf '127.0.0.1 localhost\\n' > hosts\n";
+
+static void pki_path(char *out, size_t n, const char *file)
+{
+    snprintf(out, n, "%s/%s", pki, file);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(pki, sizeof pki, "/tmp/ea-pki-XXXXXX");
+    if (!mkdtemp(pki))
+        return -1;
+    char script[128], cmd[256];
+    pki_path(script, sizeof script, "make-pki.sh");
+    FILE *f = fopen(script, "w");
+    fputs(pki_script, f);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "cd '%s' && sh make-pki.sh", pki);
+    if (system(cmd) != 0)
+        return -1;
+    port_good = test_free_port();
+    port_expired = test_free_port();
+    port_wrong_host = test_free_port();
+    port_client_cert = test_free_port();
+    char extra[2048];
+    snprintf(extra, sizeof extra,
+             "listener %d 127.0.0.1\ncafile %s/ca.crt\ncertfile %s/server.crt\nkeyfile %s/server.key\n"
+             "listener %d 127.0.0.1\ncafile %s/ca.crt\ncertfile %s/expired.crt\nkeyfile %s/expired.key\n"
+             "listener %d 127.0.0.1\ncafile %s/ca.crt\ncertfile %s/wrong.crt\nkeyfile %s/wrong.key\n"
+             "listener %d 127.0.0.1\ncafile %s/ca.crt\ncertfile %s/server.crt\nkeyfile %s/server.key\nrequire_certificate true\n",
+             port_good, pki, pki, pki, port_expired, pki, pki, pki, port_wrong_host, pki, pki, pki, port_client_cert, pki, pki, pki);
+    return test_broker_start(&broker, extra);
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    test_broker_stop(&broker);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", pki);
+    return system(cmd);
+}
+
+typedef struct peer {
+    ea_mqtt_client *c;
+    int connects, disconnects;
+    uint64_t acked;
+    char why[256];
+} peer;
+
+static void p_connected(void *arg, int sp)
+{
+    (void)sp;
+    ((peer *)arg)->connects++;
+}
+
+static void p_disconnected(void *arg, const char *why)
+{
+    peer *p = arg;
+    p->disconnects++;
+    snprintf(p->why, sizeof p->why, "%s", why);
+}
+
+static void p_acked(void *arg, uint64_t tag)
+{
+    (void)tag;
+    ((peer *)arg)->acked++;
+}
+
+static int settled(void *arg)
+{
+    peer *p = arg;
+    return p->connects > 0 || p->disconnects > 0;
+}
+
+static int acked_one(void *arg)
+{
+    return ((peer *)arg)->acked > 0;
+}
+
+/* Connects once to localhost:port over TLS; returns 1 if connected, 0 if refused (reason in p->why). */
+static int tls_attempt(ea_loop *l, peer *p, int port, const char *ca, const char *cert, const char *key)
+{
+    char ca_path[128], cert_path[128], key_path[128], hosts[128];
+    pki_path(ca_path, sizeof ca_path, ca);
+    pki_path(cert_path, sizeof cert_path, cert ? cert : "");
+    pki_path(key_path, sizeof key_path, key ? key : "");
+    pki_path(hosts, sizeof hosts, "hosts");
+    memset(p, 0, sizeof *p);
+    ea_mqtt_client_config cfg = {
+        .host = "localhost",
+        .port = (uint16_t)port,
+        .tls = 1,
+        .ca_file = ca_path,
+        .cert_file = cert ? cert_path : NULL,
+        .key_file = key ? key_path : NULL,
+        .client_id = "tls-test",
+        .clean_session = 1,
+        .backoff_min_ms = 5000, /* one attempt inside the test window */
+        .hosts_path = hosts,
+    };
+    ea_mqtt_client_events ev = {p_connected, p_disconnected, p_acked, NULL, p};
+    char err[256];
+    p->c = ea_mqtt_client_new(l, &cfg, &ev, err, sizeof err);
+    if (!p->c)
+        fail_msg("client: %s", err);
+    ea_mqtt_client_start(p->c);
+    assert_true(test_run_until(l, settled, p, 5000));
+    return p->connects > 0;
+}
+
+static void test_good_server_certificate(void **state)
+{
+    (void)state;
+    ea_loop *l = ea_loop_new();
+    peer p;
+    if (!tls_attempt(l, &p, port_good, "ca.crt", NULL, NULL))
+        fail_msg("refused: %s", p.why);
+    assert_int_equal(ea_mqtt_client_publish(p.c, "tls/data", "{\"t\":1}", 7, 1, 0, 1), 1);
+    assert_true(test_run_until(l, acked_one, &p, 5000));
+    ea_mqtt_client_free(p.c);
+    ea_loop_free(l);
+}
+
+static void test_expired_certificate_refused(void **state)
+{
+    (void)state;
+    ea_loop *l = ea_loop_new();
+    peer p;
+    assert_false(tls_attempt(l, &p, port_expired, "ca.crt", NULL, NULL));
+    assert_string_equal(p.why, "TLS: certificate verify failed: expired");
+    ea_mqtt_client_free(p.c);
+    ea_loop_free(l);
+}
+
+static void test_wrong_hostname_refused(void **state)
+{
+    (void)state;
+    ea_loop *l = ea_loop_new();
+    peer p;
+    assert_false(tls_attempt(l, &p, port_wrong_host, "ca.crt", NULL, NULL));
+    assert_string_equal(p.why, "TLS: certificate verify failed: hostname mismatch");
+    ea_mqtt_client_free(p.c);
+    ea_loop_free(l);
+}
+
+static void test_unknown_ca_refused(void **state)
+{
+    (void)state;
+    ea_loop *l = ea_loop_new();
+    peer p;
+    assert_false(tls_attempt(l, &p, port_good, "ca2.crt", NULL, NULL));
+    assert_string_equal(p.why, "TLS: certificate verify failed: unknown CA");
+    ea_mqtt_client_free(p.c);
+    ea_loop_free(l);
+}
+
+static void test_client_certificate_required(void **state)
+{
+    (void)state;
+    ea_loop *l = ea_loop_new();
+    peer p;
+    assert_false(tls_attempt(l, &p, port_client_cert, "ca.crt", NULL, NULL));
+    assert_true(strstr(p.why, "TLS") != NULL || strstr(p.why, "closed") != NULL);
+    ea_mqtt_client_free(p.c);
+    if (!tls_attempt(l, &p, port_client_cert, "ca.crt", "client.crt", "client.key"))
+        fail_msg("refused with a client certificate: %s", p.why);
+    ea_mqtt_client_free(p.c);
+    ea_loop_free(l);
+}
+
+static void test_bad_tls_files_refused_at_create(void **state)
+{
+    (void)state;
+    ea_loop *l = ea_loop_new();
+    char err[256], ca[128], cert[128];
+    pki_path(ca, sizeof ca, "missing-ca.crt");
+    ea_mqtt_client_config cfg = {.host = "localhost", .port = 1, .tls = 1, .ca_file = ca, .client_id = "x"};
+    assert_null(ea_mqtt_client_new(l, &cfg, NULL, err, sizeof err));
+    assert_non_null(strstr(err, "missing-ca.crt"));
+    pki_path(ca, sizeof ca, "ca.crt");
+    pki_path(cert, sizeof cert, "client.crt");
+    cfg.ca_file = ca;
+    cfg.cert_file = cert; /* no key */
+    assert_null(ea_mqtt_client_new(l, &cfg, NULL, err, sizeof err));
+    assert_non_null(strstr(err, "key"));
+    ea_loop_free(l);
+}
+
+/* The output reports the reason through its state event (the core logs it and shows it in /health). */
+typedef struct out_state {
+    int downs;
+    char why[256];
+} out_state;
+
+static void o_state(void *arg, int up, const char *why)
+{
+    out_state *s = arg;
+    if (!up) {
+        s->downs++;
+        snprintf(s->why, sizeof s->why, "%s", why);
+    }
+}
+
+static int o_down(void *arg)
+{
+    return ((out_state *)arg)->downs > 0;
+}
+
+static void test_output_reports_tls_reason(void **state)
+{
+    (void)state;
+    ea_loop *l = ea_loop_new();
+    char url[128], ca[128];
+    snprintf(url, sizeof url, "mqtts://localhost:%d/edge/data", port_wrong_host);
+    pki_path(ca, sizeof ca, "ca.crt");
+    ea_output_config cfg = {.url = url, .client_id = "tls-out", .ca_file = ca, .backoff_min_ms = 5000, .backoff_max_ms = 5000};
+    out_state s = {0, ""};
+    ea_output_events ev = {NULL, o_state, NULL, &s};
+    char err[256];
+    ea_output *o = ea_output_mqtt.create(&cfg, l, &ev, err, sizeof err);
+    if (!o)
+        fail_msg("create: %s", err);
+    assert_true(test_run_until(l, o_down, &s, 5000));
+    assert_string_equal(s.why, "TLS: certificate verify failed: hostname mismatch");
+    assert_false(ea_output_mqtt.connected(o));
+    ea_output_mqtt.destroy(o);
+    ea_loop_free(l);
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_good_server_certificate),
+        cmocka_unit_test(test_expired_certificate_refused),
+        cmocka_unit_test(test_wrong_hostname_refused),
+        cmocka_unit_test(test_unknown_ca_refused),
+        cmocka_unit_test(test_client_certificate_required),
+        cmocka_unit_test(test_bad_tls_files_refused_at_create),
+        cmocka_unit_test(test_output_reports_tls_reason),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
