@@ -226,6 +226,11 @@ static int resolve_to_manifest(es_image *img, const es_descriptor *d, const want
         if (read_blob(s, d, "manifest", &buf, &len, err) < 0) goto out;
         if (es_parse_manifest(buf, len, name, s->lim, man, err) < 0) goto out;
         img->manifest_digest = d->digest;
+        if (d->has_platform) { /* fallback when the config does not say */
+            snprintf(img->os, sizeof img->os, "%s", d->os);
+            snprintf(img->arch, sizeof img->arch, "%s", d->arch);
+            snprintf(img->variant, sizeof img->variant, "%s", d->variant);
+        }
         snprintf(img->manifest_media_type, sizeof img->manifest_media_type, "%s", d->media_type);
         rc = 0;
     } else {
@@ -251,9 +256,11 @@ static int adopt_config(es_image *img, es_config_doc *cd, char *raw, size_t raw_
     img->n_history = cd->n_history;
     cd->history = NULL;
     cd->n_history = 0;
-    snprintf(img->os, sizeof img->os, "%s", cd->os);
-    snprintf(img->arch, sizeof img->arch, "%s", cd->arch);
-    snprintf(img->variant, sizeof img->variant, "%s", cd->variant);
+    if (cd->os[0] && cd->arch[0]) {
+        snprintf(img->os, sizeof img->os, "%s", cd->os);
+        snprintf(img->arch, sizeof img->arch, "%s", cd->arch);
+        snprintf(img->variant, sizeof img->variant, "%s", cd->variant);
+    }
     img->config_raw = raw;
     img->config_raw_len = raw_len;
     return 0;
