@@ -118,13 +118,11 @@ static void mark_created(es_apply_session *a, const char *path)
 
 static void defer_dir(es_apply_session *a, const char *path, mode_t mode, struct timespec mtime)
 {
-    if (!es_pathset_add(a->deferred_seen, path)) {
-        for (size_t i = 0; i < a->n_dirs; i++)
-            if (strcmp(a->dirs[i].path, path) == 0) {
-                a->dirs[i].mode = mode;
-                a->dirs[i].mtime = mtime;
-                return;
-            }
+    size_t at;
+    if (!es_pathset_put(a->deferred_seen, path, a->n_dirs, &at)) {
+        a->dirs[at].mode = mode; /* the last layer's metadata wins */
+        a->dirs[at].mtime = mtime;
+        return;
     }
     if (a->n_dirs == a->cap_dirs) {
         a->cap_dirs = a->cap_dirs ? 2 * a->cap_dirs : 256;

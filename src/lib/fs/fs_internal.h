@@ -24,12 +24,14 @@ int es_open_dir_in_root_create(int rootfd, const char *path, const char *name, e
 /* Removes dirfd/name and, if it is a directory, everything below it; no symlink is followed. */
 int es_remove_tree_at(int dirfd, const char *name);
 
-/* ---- a set of paths (pathset.c) ---- */
+/* ---- a set of paths, each with a size_t value (pathset.c) ---- */
 typedef struct es_pathset es_pathset;
 es_pathset *es_pathset_new(void);
 void es_pathset_free(es_pathset *s);
 /* Adds path; returns 1 if it was new. */
 int es_pathset_add(es_pathset *s, const char *path);
+/* Adds path with a value; if it was there already returns 0 and its value in *existing. */
+int es_pathset_put(es_pathset *s, const char *path, size_t value, size_t *existing);
 int es_pathset_has(const es_pathset *s, const char *path);
 void es_pathset_clear(es_pathset *s);
 

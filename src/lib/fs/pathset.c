@@ -10,6 +10,7 @@
 
 struct es_pathset {
     char **slots;
+    size_t *values;
     size_t cap, n;
 };
 
@@ -25,6 +26,7 @@ es_pathset *es_pathset_new(void)
     es_pathset *s = es_xcalloc(1, sizeof *s);
     s->cap = 64;
     s->slots = es_xcalloc(s->cap, sizeof *s->slots);
+    s->values = es_xcalloc(s->cap, sizeof *s->values);
     return s;
 }
 
@@ -42,6 +44,7 @@ void es_pathset_free(es_pathset *s)
     if (!s) return;
     es_pathset_clear(s);
     free(s->slots);
+    free(s->values);
     free(s);
 }
 
@@ -56,21 +59,37 @@ static void grow(es_pathset *s)
 {
     size_t cap = s->cap * 2;
     char **slots = es_xcalloc(cap, sizeof *slots);
-    for (size_t i = 0; i < s->cap; i++)
-        if (s->slots[i]) slots[find_slot(slots, cap, s->slots[i])] = s->slots[i];
+    size_t *values = es_xcalloc(cap, sizeof *values);
+    for (size_t i = 0; i < s->cap; i++) {
+        if (!s->slots[i]) continue;
+        size_t j = find_slot(slots, cap, s->slots[i]);
+        slots[j] = s->slots[i];
+        values[j] = s->values[i];
+    }
     free(s->slots);
+    free(s->values);
     s->slots = slots;
+    s->values = values;
     s->cap = cap;
+}
+
+int es_pathset_put(es_pathset *s, const char *path, size_t value, size_t *existing)
+{
+    if (2 * (s->n + 1) > s->cap) grow(s);
+    size_t i = find_slot(s->slots, s->cap, path);
+    if (s->slots[i]) {
+        if (existing) *existing = s->values[i];
+        return 0;
+    }
+    s->slots[i] = es_xstrdup(path);
+    s->values[i] = value;
+    s->n++;
+    return 1;
 }
 
 int es_pathset_add(es_pathset *s, const char *path)
 {
-    if (2 * (s->n + 1) > s->cap) grow(s);
-    size_t i = find_slot(s->slots, s->cap, path);
-    if (s->slots[i]) return 0;
-    s->slots[i] = es_xstrdup(path);
-    s->n++;
-    return 1;
+    return es_pathset_put(s, path, 0, NULL);
 }
 
 int es_pathset_has(const es_pathset *s, const char *path)

@@ -329,7 +329,7 @@ int es_compressor_open(int fd, es_compression kind, int level, int threads, cons
     c->kind = kind;
     c->threads = threads > 0 ? threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (c->threads < 1) c->threads = 1;
-    c->level = level > 0 ? level : (kind == ES_COMP_ZSTD ? 3 : 6);
+    c->level = level > 0 ? level : (kind == ES_COMP_ZSTD ? 3 : 4);
     c->name = es_xstrdup(name ? name : "layer");
     c->h = es_sha256_new();
     c->obuf = es_xmalloc(OUT_BUF);

@@ -259,15 +259,33 @@ typedef struct {
     size_t n_links, cap_links;
 } walk_ctx;
 
+/* Open-addressing table of (dev, ino) -> first path, for files with more than one link. */
+static size_t link_slot(const walk_ctx *c, dev_t dev, ino_t ino)
+{
+    uint64_t h = ((uint64_t)dev * 0x9E3779B97F4A7C15ULL) ^ ((uint64_t)ino * 0xC2B2AE3D27D4EB4FULL);
+    size_t i = (size_t)(h ^ (h >> 29)) & (c->cap_links - 1);
+    while (c->links[i].path && !(c->links[i].dev == dev && c->links[i].ino == ino)) i = (i + 1) & (c->cap_links - 1);
+    return i;
+}
+
+static void grow_links(walk_ctx *c)
+{
+    link_rec *old = c->links;
+    size_t old_cap = c->cap_links;
+    c->cap_links = old_cap ? 2 * old_cap : 64;
+    c->links = es_xcalloc(c->cap_links, sizeof *c->links);
+    for (size_t i = 0; i < old_cap; i++)
+        if (old[i].path) c->links[link_slot(c, old[i].dev, old[i].ino)] = old[i];
+    free(old);
+}
+
 static const char *first_link_path(walk_ctx *c, const struct stat *st, const char *rel)
 {
-    for (size_t i = 0; i < c->n_links; i++)
-        if (c->links[i].dev == st->st_dev && c->links[i].ino == st->st_ino) return c->links[i].path;
-    if (c->n_links == c->cap_links) {
-        c->cap_links = c->cap_links ? 2 * c->cap_links : 64;
-        c->links = es_xrealloc(c->links, c->cap_links * sizeof *c->links);
-    }
-    c->links[c->n_links++] = (link_rec){st->st_dev, st->st_ino, es_xstrdup(rel)};
+    if (2 * (c->n_links + 1) > c->cap_links) grow_links(c);
+    size_t i = link_slot(c, st->st_dev, st->st_ino);
+    if (c->links[i].path) return c->links[i].path;
+    c->links[i] = (link_rec){st->st_dev, st->st_ino, es_xstrdup(rel)};
+    c->n_links++;
     return NULL;
 }
 
@@ -402,7 +420,7 @@ int es_layer_from_dir(const char *rootfs, const es_write_opts *o, es_path_filter
     if (r == 0) r = es_layer_writer_finish(c.w, blob, err);
     else es_layer_writer_abort(c.w);
     close(root);
-    for (size_t i = 0; i < c.n_links; i++) free(c.links[i].path);
+    for (size_t i = 0; i < c.cap_links; i++) free(c.links[i].path);
     free(c.links);
     return r;
 }

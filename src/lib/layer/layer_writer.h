@@ -16,7 +16,7 @@
 
 typedef struct es_write_opts {
     es_compression compression; /* default ES_COMP_GZIP */
-    int level;                  /* 0 = default (gzip 6, zstd 3) */
+    int level;                  /* 0 = default (gzip 4: see docs/DESIGN.md, zstd 3) */
     int threads;                /* 0 = number of online CPUs */
     int64_t source_date_epoch;  /* -1 = not set (es_source_date_epoch() reads the env) */
 } es_write_opts;
