@@ -113,4 +113,11 @@ static inline int tsb_run_capture(const char *root, char *const argv[], es_sandb
     return code;
 }
 
+/* Starts a sandbox or fails the test with the library's message. */
+#define start_ok(o, sbp)                                                                            \
+    do {                                                                                            \
+        es_error e_ = {0};                                                                          \
+        if (es_sandbox_start((o), (sbp), &e_) != 0) fail_msg("es_sandbox_start: %s", e_.msg);      \
+    } while (0)
+
 #endif

@@ -168,7 +168,7 @@ static void sigterm_is_forwarded(void **state)
     o.argv = argv;
     es_sandbox *sb = NULL;
     es_error err = {0};
-    assert_int_equal(es_sandbox_start(&o, &sb, &err), 0);
+    start_ok(&o, &sb);
     assert_true(es_sandbox_alive(sb));
     int code = 0;
     assert_int_equal(es_sandbox_wait(sb, 100, &code, &err), 1); /* still running */
@@ -205,7 +205,7 @@ static void exec_in_running_container(void **state)
     o.user = "app";
     es_sandbox *sb = NULL;
     es_error err = {0};
-    assert_int_equal(es_sandbox_start(&o, &sb, &err), 0);
+    start_ok(&o, &sb);
     int p[2];
     assert_int_equal(pipe(p), 0);
     char *a1[] = {"sh", "-c", "echo $$ $(id -u) > /tmp/shared; id -u; exit 5", NULL};
@@ -246,9 +246,9 @@ static void http_probe_and_host_command_in_netns(void **state)
     o.argv = argv;
     es_sandbox *a = NULL, *b = NULL;
     es_error err = {0};
-    assert_int_equal(es_sandbox_start(&o, &a, &err), 0);
+    start_ok(&o, &a);
     /* same port in a second sandbox: each has its own network namespace */
-    assert_int_equal(es_sandbox_start(&o, &b, &err), 0);
+    start_ok(&o, &b);
     long status = 0;
     char *body = NULL;
     size_t len = 0;
@@ -289,7 +289,7 @@ static void app_exit_fails_readiness(void **state)
     o.argv = argv;
     es_sandbox *sb = NULL;
     es_error err = {0};
-    assert_int_equal(es_sandbox_start(&o, &sb, &err), 0);
+    start_ok(&o, &sb);
     assert_int_equal(es_sandbox_connect_tcp(sb, 8080, 10000, &err), -1);
     assert_int_equal(err.code, ES_EPROBE);
     assert_string_equal(err.msg, "the app exited with code 3 before 127.0.0.1:8080 was ready");
@@ -309,8 +309,7 @@ static void nothing_left_behind(void **state)
     o.rootfs = g_root;
     o.argv = argv;
     es_sandbox *sb = NULL;
-    es_error err = {0};
-    assert_int_equal(es_sandbox_start(&o, &sb, &err), 0);
+    start_ok(&o, &sb);
     int pid = es_sandbox_pid(sb);
     char cmd[512];
     snprintf(cmd, sizeof cmd, "test $(ls '%s' | wc -l) = 1", tmpdir); /* the state dir, while it runs */

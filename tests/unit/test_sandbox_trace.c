@@ -82,7 +82,7 @@ static char *trace_of(char *const argv[], int *code)
     o.stdout_fd = o.stderr_fd = devnull;
     es_sandbox *sb = NULL;
     es_error err = {0};
-    assert_int_equal(es_sandbox_start(&o, &sb, &err), 0);
+    start_ok(&o, &sb);
     close(devnull);
     assert_int_equal(es_sandbox_wait(sb, -1, code, &err), 0);
     assert_false(es_sandbox_trace_overflowed(sb));
@@ -162,7 +162,7 @@ static void exec_probes_are_traced_and_syscalls_named(void **state)
     o.trace_syscalls = 1;
     es_sandbox *sb = NULL;
     es_error err = {0};
-    assert_int_equal(es_sandbox_start(&o, &sb, &err), 0);
+    start_ok(&o, &sb);
     int devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
     char *argv[] = {"cat", "/data/file", NULL};
     int status = -1;
@@ -199,7 +199,7 @@ static void untraced_sandbox_has_no_trace(void **state)
     o.stdout_fd = devnull;
     es_sandbox *sb = NULL;
     es_error err = {0};
-    assert_int_equal(es_sandbox_start(&o, &sb, &err), 0);
+    start_ok(&o, &sb);
     close(devnull);
     int code;
     assert_int_equal(es_sandbox_wait(sb, -1, &code, &err), 0);

@@ -88,8 +88,9 @@ static es_sandbox *sandbox_new(void)
     return sb;
 }
 
-/* Reads the relay's pid message, then EOF (started) or an error. */
-static int await_start(es_sandbox *sb, int status_rfd, es_error *err)
+/* Reads the relay's pid message, takes init's pidfd and netns while init waits for our go (so
+ * even an app that exits at once cannot take them away), then reads EOF (started) or an error. */
+static int await_start(es_sandbox *sb, int status_rfd, es_net_mode net, es_error *err)
 {
     sb_msg m;
     ssize_t n;
@@ -102,23 +103,20 @@ static int await_start(es_sandbox *sb, int status_rfd, es_error *err)
         return es_err(err, ES_ERUN, "the sandbox relay died before starting the container");
     }
     sb->init_pid = m.pid;
-    sb->init_pidfd = pidfd_open_pid(m.pid);
+    sb->init_pidfd = fd_above_stdio(pidfd_open_pid(m.pid));
+    if (sb->init_pidfd < 0) return es_err_sys(err, ES_ERUN, "pidfd_open of the container's init");
+    if (net != ES_NET_HOST) {
+        char p[64];
+        snprintf(p, sizeof p, "/proc/%d/ns/net", (int)sb->init_pid);
+        sb->netns_fd = fd_above_stdio(open(p, O_RDONLY | O_CLOEXEC));
+        if (sb->netns_fd < 0) return es_err_sys(err, ES_ERUN, "opening %s", p);
+    }
+    if (send(sb->ctl_fd, "g", 1, MSG_NOSIGNAL) != 1) return es_err_sys(err, ES_ERUN, "starting the container's init");
     while ((n = read(status_rfd, &m, sizeof m)) < 0 && errno == EINTR) {}
     if (n == (ssize_t)sizeof m && m.kind == SB_MSG_ERROR) {
         *err = m.err;
         return -1;
     }
-    if (sb->init_pidfd < 0) return es_err_sys(err, ES_ERUN, "pidfd_open of the container's init");
-    return 0;
-}
-
-static int open_netns(es_sandbox *sb, es_net_mode net, es_error *err)
-{
-    if (net == ES_NET_HOST) return 0;
-    char p[64];
-    snprintf(p, sizeof p, "/proc/%d/ns/net", (int)sb->init_pid);
-    sb->netns_fd = fd_above_stdio(open(p, O_RDONLY | O_CLOEXEC));
-    if (sb->netns_fd < 0 && es_sandbox_alive(sb)) return es_err_sys(err, ES_ERUN, "opening %s", p);
     return 0;
 }
 
@@ -186,9 +184,8 @@ int es_sandbox_start(const es_sandbox_opts *o, es_sandbox **out, es_error *err)
         return es_err_sys(err, ES_ERUN, "fork");
     }
     sb->relay_pidfd = fd_above_stdio(pidfd_open_pid(sb->relay));
-    int rc = await_start(sb, status[0], err);
+    int rc = await_start(sb, status[0], o->net, err);
     close(status[0]);
-    if (rc == 0) rc = open_netns(sb, o->net, err);
     if (rc < 0) {
         es_sandbox_destroy(sb);
         return -1;

@@ -590,6 +590,8 @@ static void init_main(sb_launch *l)
     s.ctl_fd = l->ctl_fd;
     s.stop_code = -1;
     prctl(PR_SET_PDEATHSIG, SIGKILL);
+    char go = 0; /* the caller holds our pidfd and netns before anything can exit */
+    if (recv(l->ctl_fd, &go, 1, 0) != 1 || go != 'g') _exit(ES_ERUN);
     s.sig_fd = block_signals();
     if (s.sig_fd < 0) es_err_sys(&err, ES_ERUN, "signalfd");
     if (!err.code) build_container(l, &err);
