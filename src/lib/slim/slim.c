@@ -849,7 +849,9 @@ static int run_pipeline(slim_ctx *c, es_layer_blob *blob, es_write_result *wres,
     if (traced_run(c, err) < 0) return -1;
     if (apply_rules(c, err) < 0) return -1;
     int try_nonroot = choose_user(c);
-    if (build_tree(c, try_nonroot, err) < 0) return -1;
+    /* --user nonroot / 65532 also needs the entries. */
+    int add_entries = try_nonroot || (c->o->user && (!strncmp(c->o->user, "nonroot", 7) || !strncmp(c->o->user, "65532", 5)));
+    if (build_tree(c, add_entries, err) < 0) return -1;
     if (!c->o->skip_verify && verify(c, try_nonroot, err) < 0) return -1;
     if (c->o->skip_verify) snprintf(c->user_note + strlen(c->user_note), sizeof c->user_note - strlen(c->user_note), " (NOT verified: --skip-verify)");
     return write_output(c, blob, wres, err);
