@@ -7,7 +7,6 @@ original. Also: layer compression zstd and none (media types, blob magic, blob d
 identical output for the same input, and reading all three `docker save` layouts (podman's,
 Docker before 25, Docker 25+) with inspect, unpack and convert.
 """
-import hashlib
 import json
 import os
 
@@ -116,21 +115,15 @@ def test_compression_choice(compress, tmp_path, podman_tmp):
         assert podman_tmp.rootfs_layers(podman_tmp.load(str(docker_tar))[0]) == original
 
 
-@pytest.mark.parametrize("dst_kind", ["oci-archive", "docker-archive", "oci"])
+# oci-archive is a tar of the oci: layout, so the oci-archive case covers the layout's bytes too.
+@pytest.mark.parametrize("dst_kind", ["oci-archive", "docker-archive"])
 def test_same_input_gives_identical_bytes(dst_kind, tmp_path):
     src = f"docker-archive:{fixtures.image('multilayer')}"
     digests = []
     for i in range(2):
         out = tmp_path / f"out{i}"
-        if dst_kind == "oci":
-            convert(src, f"oci:{out}:latest")
-            digests.append(hashlib.sha256(
-                "\n".join(f"{p}:{sha256_file(os.path.join(dp, p))}"
-                          for dp, _, fs in sorted(os.walk(out)) for p in sorted(fs)).encode()
-            ).hexdigest())
-        else:
-            convert(src, f"{dst_kind}:{out}")
-            digests.append(sha256_file(out))
+        convert(src, f"{dst_kind}:{out}")
+        digests.append(sha256_file(out))
     assert digests[0] == digests[1], f"{dst_kind}: two conversions of the same input differ"
 
 
@@ -149,6 +142,7 @@ def test_docker_save_layouts(layout, tmp_path):
     problems = fixtures.check_multilayer_tree(str(root))
     assert not problems, f"{layout}: unpacked tree wrong:\n" + "\n".join(problems)
 
-    oci_dir = tmp_path / "oci"
-    convert(f"docker-archive:{archive}", f"oci:{oci_dir}:latest")
+    oci_dir = tmp_path / "oci"  # no recompression: this test is about reading the layout
+    convert(f"docker-archive:{archive}", f"oci:{oci_dir}:latest", "--compress", "none")
     assert config_diff_ids(f"oci:{oci_dir}:latest") == original
+    check_oci_blobs(str(oci_dir))
