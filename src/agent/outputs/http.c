@@ -161,17 +161,17 @@ static void batch_acked(ea_output *o, int status)
     o->req = NULL;
     ea_backoff_reset(&o->bo);
     o->state = H_IDLE;
-    if (!o->up) {
-        o->up = 1;
-        ea_log(EA_LOG_INFO, "uplink %s: delivering (HTTP %d)", o->where, status);
-        if (o->ev.state)
-            o->ev.state(o->ev.arg, 1, "HTTP 2xx");
-    }
     o->in_ack = 1; /* o->seqs is reused by the next offer: none until every ack is out */
     for (size_t i = 0; i < n; i++)
         if (o->ev.acked)
             o->ev.acked(o->ev.arg, o->seqs[i]);
     o->in_ack = 0;
+    if (!o->up) { /* after the acks: the core re-offers everything unacked when we come back up */
+        o->up = 1;
+        ea_log(EA_LOG_INFO, "uplink %s: delivering again (HTTP %d)", o->where, status);
+        if (o->ev.state)
+            o->ev.state(o->ev.arg, 1, "HTTP 2xx");
+    }
 }
 
 static void read_body(ea_output *o)
@@ -475,6 +475,8 @@ static void http_report(ea_output *o, const char *topic_suffix, const void *data
     (void)len; /* no status channel over HTTP: the control plane reads /health instead */
 }
 
+/* HTTP has no standing connection: "up" means the last request did not fail (initially up, so the
+ * core offers the first batch; down from a failure until the held batch gets its 2xx). */
 static int http_connected(ea_output *o)
 {
     return o->up;
@@ -510,6 +512,7 @@ static ea_output *http_create(const ea_output_config *cfg, ea_loop *loop, const 
     }
     o->loop = loop;
     o->st.fd = -1;
+    o->up = 1;
     if (ev)
         o->ev = *ev;
     if (ea_url_parse(cfg->url, &o->url, err, errlen) < 0)
