@@ -58,8 +58,9 @@ int es_run_config_from_image(const es_image *img, char *const *cmd_override, con
     } else {
         append_json_strings(&out->argv, &n, es_config_entrypoint(img));
     }
+    /* as docker: an entrypoint override also drops the image's Cmd */
     if (cmd_override && strv_len(cmd_override)) append_strv(&out->argv, &n, cmd_override);
-    else if (!(entrypoint_override && *entrypoint_override && cmd_override)) append_json_strings(&out->argv, &n, es_config_cmd(img));
+    else if (!entrypoint_override) append_json_strings(&out->argv, &n, es_config_cmd(img));
     if (n == 0) {
         es_run_config_free(out);
         return es_err(err, ES_ERUN, "image %s has no entrypoint or cmd: give a command after --", img->ref.path);

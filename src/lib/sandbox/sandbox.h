@@ -147,7 +147,8 @@ void es_sandbox_destroy(es_sandbox *sb);
 
 /* What to run for an image: argv = Entrypoint + Cmd (docker semantics: cmd_override, when not
  * NULL, replaces Cmd; entrypoint_override, when not NULL, replaces Entrypoint, "" clears it),
- * env, workdir and user from the config. ES_ERUN "image has no entrypoint or cmd" when argv
+ * env, workdir and user from the config. As docker, an entrypoint override also drops the image's
+ * Cmd. ES_ERUN "image has no entrypoint or cmd" when argv
  * would be empty. */
 typedef struct es_run_config {
     char **argv;   /* NULL-terminated, owned */

@@ -444,8 +444,10 @@ sb_tracer *sb_tracer_new(int trace_fd, int trace_syscalls, es_error *err)
         sb_tracer_free(t);
         return NULL;
     }
-    if (fanotify_mark(t->fan_fd, FAN_MARK_ADD | FAN_MARK_MOUNT, FAN_OPEN | FAN_OPEN_EXEC | FAN_ONDIR, AT_FDCWD,
-                      "/") < 0) {
+    /* FAN_OPEN_EXEC needs Linux 5.0; without it execs still show up as opens */
+    unsigned int flags = FAN_MARK_ADD | FAN_MARK_MOUNT;
+    if (fanotify_mark(t->fan_fd, flags, FAN_OPEN | FAN_OPEN_EXEC | FAN_ONDIR, AT_FDCWD, "/") < 0 &&
+        fanotify_mark(t->fan_fd, flags, FAN_OPEN | FAN_ONDIR, AT_FDCWD, "/") < 0) {
         es_err_sys(err, ES_ERUN, "fanotify_mark on the container's root mount");
         sb_tracer_free(t);
         return NULL;
