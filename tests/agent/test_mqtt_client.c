@@ -322,6 +322,41 @@ static void test_keepalive_pings_keep_the_session(void **state)
     test_broker_stop(&b);
 }
 
+static int has_disconnected(void *arg)
+{
+    return ((peer *)arg)->disconnects > 0;
+}
+
+/* A broker that stops answering (SIGSTOP: the kernel keeps the TCP connection open, nothing
+ * replies) is detected by the missing PINGRESP, and the client reconnects once it is back. */
+static void test_keepalive_detects_frozen_broker(void **state)
+{
+    (void)state;
+    test_broker b = {0};
+    assert_int_equal(test_broker_start(&b, NULL), 0);
+    ea_loop *l = ea_loop_new();
+    peer p;
+    memset(&p, 0, sizeof p);
+    ea_mqtt_client_config cfg = {.host = "127.0.0.1", .port = (uint16_t)b.port, .client_id = "t-frozen", .keepalive_s = 1,
+                                 .backoff_min_ms = 50, .backoff_max_ms = 200, .connect_timeout_ms = 500};
+    ea_mqtt_client_events ev = {peer_connected, peer_disconnected, peer_acked, peer_message, &p};
+    char err[256];
+    p.c = ea_mqtt_client_new(l, &cfg, &ev, err, sizeof err);
+    assert_non_null(p.c);
+    peer_connect(l, &p);
+    kill(b.pid, SIGSTOP);
+    assert_true(test_run_until(l, has_disconnected, &p, 10000));
+    assert_non_null(strstr(p.last_why, "keepalive: no PINGRESP"));
+    kill(b.pid, SIGCONT);
+    assert_true(test_run_until(l, is_connected, &p, 10000));
+    ea_mqtt_client_stats st;
+    ea_mqtt_client_stats_get(p.c, &st);
+    assert_true(st.reconnects >= 1);
+    ea_mqtt_client_free(p.c);
+    ea_loop_free(l);
+    test_broker_stop(&b);
+}
+
 static int connected_and_acked_50(void *arg)
 {
     peer *p = arg;
@@ -365,6 +400,7 @@ int main(void)
         cmocka_unit_test(test_last_will_retained_offline),
         cmocka_unit_test(test_keepalive_pings_keep_the_session),
         cmocka_unit_test(test_broker_restart_reconnects_and_resends),
+        cmocka_unit_test(test_keepalive_detects_frozen_broker),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -238,32 +238,36 @@ static int dns_skip_name(const unsigned char *r, size_t len, size_t *pos)
     return -1;
 }
 
+/* 0 with ip set; -1 for a datagram that is not our answer (keep waiting); -2 for our answer
+ * without an A record (NXDOMAIN, REFUSED, no data: stop asking this server). */
 static int dns_parse_answer(const unsigned char *r, size_t len, uint16_t id, unsigned char ip[4])
 {
-    if (len < 12 || r[0] != (id >> 8) || r[1] != (id & 0xff) || !(r[2] & 0x80) || (r[3] & 0x0f) != 0)
+    if (len < 12 || r[0] != (id >> 8) || r[1] != (id & 0xff) || !(r[2] & 0x80))
         return -1;
+    if ((r[3] & 0x0f) != 0)
+        return -2;
     unsigned qd = (unsigned)(r[4] << 8 | r[5]), an = (unsigned)(r[6] << 8 | r[7]);
     size_t pos = 12;
     for (unsigned i = 0; i < qd; i++) {
         if (dns_skip_name(r, len, &pos) < 0 || pos + 4 > len)
-            return -1;
+            return -2;
         pos += 4;
     }
     for (unsigned i = 0; i < an; i++) {
         if (dns_skip_name(r, len, &pos) < 0 || pos + 10 > len)
-            return -1;
+            return -2;
         unsigned type = (unsigned)(r[pos] << 8 | r[pos + 1]), cls = (unsigned)(r[pos + 2] << 8 | r[pos + 3]);
         size_t rdlen = (size_t)(r[pos + 8] << 8 | r[pos + 9]);
         pos += 10;
         if (pos + rdlen > len)
-            return -1;
+            return -2;
         if (type == 1 && cls == 1 && rdlen == 4) {
             memcpy(ip, r + pos, 4);
             return 0;
         }
         pos += rdlen;
     }
-    return -1;
+    return -2;
 }
 
 static int dns_query_server(struct in_addr server, const char *host, unsigned char ip[4])
@@ -281,11 +285,11 @@ static int dns_query_server(struct in_addr server, const char *host, unsigned ch
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(53), .sin_addr = server};
     int rc = -1;
     if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0) {
-        for (int attempt = 0; attempt < 2 && rc < 0; attempt++) {
+        for (int attempt = 0; attempt < 2 && rc == -1; attempt++) {
             if (send(fd, q, qlen, 0) != (ssize_t)qlen)
                 break;
             struct pollfd p = {fd, POLLIN, 0};
-            while (rc < 0 && poll(&p, 1, 1000) == 1) {
+            while (rc == -1 && poll(&p, 1, 1000) == 1) {
                 ssize_t n = recv(fd, r, sizeof r, 0);
                 if (n <= 0)
                     break;
@@ -294,7 +298,7 @@ static int dns_query_server(struct in_addr server, const char *host, unsigned ch
         }
     }
     close(fd);
-    return rc;
+    return rc == 0 ? 0 : -1;
 }
 
 int ea_tcp_resolve(const char *host, uint16_t port, ea_addr *out, const char *hosts_path, const char *resolv_path,
