@@ -5,8 +5,8 @@
   topic holds a retained "online"; after kill -9 the broker publishes the retained "offline" will.
 - TLS refusals (expired certificate, wrong host name, unknown CA) each give one clear log line and
   nothing is delivered; /health shows the uplink down with the same reason.
-- http:// batch uplink: a python http.server checks the gzip'd JSON array bodies; 500s are retried
-  and nothing is lost.
+- http:// and https:// (client certificate required) batch uplinks: a python http.server checks the
+  gzip'd JSON array bodies and the bearer token; 500s are retried and nothing is lost.
 
 The PKI is made with the openssl CLI (an expired certificate via `openssl ca -startdate/-enddate`).
 """
@@ -254,18 +254,27 @@ class H(BaseHTTPRequestHandler):
                 for r in recs: f.write(json.dumps(r) + "\n")
         code = 200 if ok and not fail else (500 if ok else 400)
         self.send_response(code); self.send_header("Content-Length", "0"); self.end_headers()
-ThreadingHTTPServer(("127.0.0.1", port), H).serve_forever()
+srv = ThreadingHTTPServer(("127.0.0.1", port), H)
+if len(sys.argv) > 3:  # https with a required client certificate: cert key ca
+    import ssl
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(sys.argv[3], sys.argv[4])
+    ctx.load_verify_locations(sys.argv[5])
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+srv.serve_forever()
 """
 
 
-def test_http_uplink_gzip_batches_with_retries(work):
+def run_http_uplink(work, scheme, server_extra=(), agent_extra=()):
     port = free_port()
     log = os.path.join(work, "received.jsonl")
-    srv = subprocess.Popen([sys.executable, "-c", SERVER, str(port), log])
+    srv = subprocess.Popen([sys.executable, "-c", SERVER, str(port), log, *server_extra])
     try:
         wait_for(lambda: listening(port), 10, "http server")
-        agent = Agent(work, ["--uplink", f"http://127.0.0.1:{port}/ingest", "--set", "uplink.bearer_token=tok",
-                             "--set", "uplink.batch_max=100"])
+        host = "localhost" if scheme == "https" else "127.0.0.1"
+        agent = Agent(work, ["--uplink", f"{scheme}://{host}:{port}/ingest", "--set", "uplink.bearer_token=tok",
+                             "--set", "uplink.batch_max=100", *agent_extra])
         try:
             n = 500
             for start in range(0, n, 100):
@@ -276,7 +285,7 @@ def test_http_uplink_gzip_batches_with_retries(work):
                     return 0
                 with open(log) as f:
                     return len(f.readlines())
-            wait_for(lambda: received() >= n, 30, f"{n} records over http")
+            wait_for(lambda: received() >= n, 30, f"{n} records over {scheme}")
             with open(log) as f:
                 got = sorted({json.loads(l)["fields"]["i"] for l in f})
             assert got == list(range(n))
@@ -286,3 +295,14 @@ def test_http_uplink_gzip_batches_with_retries(work):
     finally:
         srv.kill()
         srv.wait()
+
+
+def test_http_uplink_gzip_batches_with_retries(work):
+    run_http_uplink(work, "http")
+
+
+def test_https_uplink_with_client_certificate(tlsenv, work):
+    p = tlsenv["p"]
+    run_http_uplink(work, "https", server_extra=(p("server.crt"), p("server.key"), p("ca.crt")),
+                    agent_extra=("--set", f"uplink.ca_file={p('ca.crt')}", "--set", f"uplink.cert_file={p('client.crt')}",
+                                 "--set", f"uplink.key_file={p('client.key')}"))
