@@ -332,6 +332,37 @@ static void test_writer_add_entries(void **state)
     assert_int_equal(access(p, F_OK), -1);
 }
 
+static void test_odd_names_round_trip(void **state)
+{
+    (void)state;
+    char sub[256];
+    snprintf(sub, sizeof sub, "%s/names", tmpdir);
+    mkdir(sub, 0755);
+    const char *names[] = {"caf\xc3\xa9.txt", "bad\xff", "sp ace", "nl\nname"};
+    for (int i = 0; i < 4; i++) {
+        char p[512];
+        snprintf(p, sizeof p, "%s/%s", sub, names[i]);
+        int fd = open(p, O_WRONLY | O_CREAT, 0644);
+        assert_true(fd >= 0);
+        close(fd);
+    }
+    char out[256];
+    snprintf(out, sizeof out, "%s/names.tar.gz", tmpdir);
+    es_write_opts o;
+    es_write_opts_default(&o);
+    es_layer_blob b;
+    es_error err = {0};
+    assert_int_equal(es_layer_from_dir(sub, &o, NULL, NULL, out, &b, NULL, &err), 0);
+    listing l;
+    list_layer(out, &l);
+    assert_int_equal(l.n, 4);
+    /* Sorted bytewise: "bad\xff" < "caf\xc3\xa9.txt" < "nl\nname" < "sp ace". */
+    assert_string_equal(l.paths[0], names[1]);
+    assert_string_equal(l.paths[1], names[0]);
+    assert_string_equal(l.paths[2], names[3]);
+    assert_string_equal(l.paths[3], names[2]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -341,6 +372,7 @@ int main(void)
         cmocka_unit_test(test_xattrs_and_caps_kept),
         cmocka_unit_test(test_recompress_keeps_diff_id),
         cmocka_unit_test(test_writer_add_entries),
+        cmocka_unit_test(test_odd_names_round_trip),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
