@@ -332,6 +332,33 @@ static void test_writer_add_entries(void **state)
     assert_int_equal(access(p, F_OK), -1);
 }
 
+static int skip_usr_dir_and_big(const char *rel, void *arg)
+{
+    (*(int *)arg)++;
+    return strcmp(rel, "usr") != 0 && strcmp(rel, "usr/big.bin") != 0;
+}
+
+static void test_filter(void **state)
+{
+    (void)state;
+    char p[256];
+    snprintf(p, sizeof p, "%s/filtered.tar", tmpdir);
+    es_write_opts o;
+    es_write_opts_default(&o);
+    o.compression = ES_COMP_NONE;
+    es_layer_blob b;
+    es_error err = {0};
+    int calls = 0;
+    assert_int_equal(es_layer_from_dir(root, &o, skip_usr_dir_and_big, &calls, p, &b, NULL, &err), 0);
+    listing l;
+    list_layer(p, &l);
+    const char *want[] = {"etc", "etc/hostname", "fifo", "usr/bin", "usr/bin/sh", "usr/bin/tool",
+                          "usr/bin/tool-hardlink"};
+    assert_int_equal(l.n, 7);
+    for (int i = 0; i < 7; i++) assert_string_equal(l.paths[i], want[i]);
+    assert_int_equal(calls, 9);
+}
+
 static void test_odd_names_round_trip(void **state)
 {
     (void)state;
@@ -373,6 +400,7 @@ int main(void)
         cmocka_unit_test(test_recompress_keeps_diff_id),
         cmocka_unit_test(test_writer_add_entries),
         cmocka_unit_test(test_odd_names_round_trip),
+        cmocka_unit_test(test_filter),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -36,7 +36,9 @@ int es_layer_writer_finish(es_layer_writer *w, es_layer_blob *blob, es_error *er
 void es_layer_writer_abort(es_layer_writer *w); /* removes the temporary file */
 
 /* The whole tree under rootfs as one layer, entries sorted by path (bytewise), hardlinks kept
- * as hardlinks, xattrs kept. filter (may be NULL) decides per relative path whether to include. */
+ * as hardlinks, xattrs kept. filter (may be NULL) decides per relative path whether to include;
+ * an excluded directory is still descended into (its included children are written, and apply
+ * creates their missing parents 0755). Sockets are skipped. */
 typedef int (*es_path_filter)(const char *relpath, void *arg);
 int es_layer_from_dir(const char *rootfs, const es_write_opts *o, es_path_filter filter,
                       void *filter_arg, const char *out_path, es_layer_blob *blob,
