@@ -6,6 +6,7 @@
  * directory beside DST that is removed at the end; es_image_write then writes DST atomically.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <libgen.h>
 #include <stdio.h>
@@ -14,6 +15,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "layer/layer_reader.h"
 #include "layer/layer_writer.h"
 #include "oci/image.h"
 #include "oci/image_writer.h"
@@ -90,29 +92,62 @@ static char *make_work_dir(const char *dst, es_error *err)
     return dir;
 }
 
-static int copy_blob(es_image *img, size_t i, const char *path, es_layer_blob *b, es_progress *prog,
-                     es_error *err)
+/* A reader that writes every byte it passes on into fd: copying a layer while the layer stream
+ * pulls it through decompression, diff_id and bomb checks, in one pass. */
+typedef struct tee_ctx {
+    es_reader *inner;
+    int fd;
+    const char *path;
+    es_progress *prog;
+} tee_ctx;
+
+static ssize_t tee_read(es_reader *r, void *buf, size_t n, es_error *err)
 {
-    es_reader *r;
-    if (es_image_open_layer_blob(img, i, &r, err) < 0) return -1;
-    FILE *f = fopen(path, "wbx");
-    if (!f) {
-        es_reader_free(r);
+    tee_ctx *t = r->ctx;
+    ssize_t k = es_reader_read(t->inner, buf, n, err);
+    for (ssize_t off = 0; k > 0 && off < k;) {
+        ssize_t w = write(t->fd, (char *)buf + off, (size_t)(k - off));
+        if (w < 0 && errno == EINTR) continue;
+        if (w < 0) return es_err_sys(err, ES_EIO, "%s: write", t->path);
+        off += w;
+    }
+    if (k > 0) es_progress_add(t->prog, k);
+    return k;
+}
+
+static void tee_close(es_reader *r)
+{
+    tee_ctx *t = r->ctx;
+    es_reader_free(t->inner);
+    free(t);
+}
+
+/* Copies layer i as stored into path, verifying blob digest and size, the diff_id of its
+ * decompressed tar and the decompression-bomb limits on the way. */
+static int copy_blob(es_image *img, size_t i, const char *src, const char *path, es_layer_blob *b,
+                     es_progress *prog, es_error *err)
+{
+    const es_layer_info *l = &img->layers[i];
+    es_reader *blob;
+    if (es_image_open_layer_blob(img, i, &blob, err) < 0) return -1;
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        es_reader_free(blob);
         return es_err_sys(err, ES_EIO, "%s: cannot create", path);
     }
-    static char buf[1 << 17];
-    ssize_t k;
-    while ((k = es_reader_read(r, buf, sizeof buf, err)) > 0) {
-        if (fwrite(buf, 1, (size_t)k, f) != (size_t)k) {
-            k = es_err_sys(err, ES_EIO, "%s: write", path);
-            break;
-        }
-        es_progress_add(prog, k);
-    }
-    es_reader_free(r);
-    if (fclose(f) != 0 && k == 0) k = es_err_sys(err, ES_EIO, "%s: write", path);
-    if (k < 0) return -1;
-    const es_layer_info *l = &img->layers[i];
+    tee_ctx *t = es_xcalloc(1, sizeof *t);
+    *t = (tee_ctx){.inner = blob, .fd = fd, .path = path, .prog = prog};
+    es_reader *tee = es_xcalloc(1, sizeof *tee);
+    *tee = (es_reader){.read = tee_read, .close = tee_close, .ctx = t};
+    char name[1024];
+    snprintf(name, sizeof name, "%s: layer %zu (%.19s)", src, i, l->digest.s);
+    es_layer_expect exp = {.name = name, .digest = NULL, .size = -1, .diff_id = l->diff_id.s};
+    es_layer_stream *s = NULL;
+    int rc = es_layer_stream_open(tee, &exp, NULL, &s, err);
+    if (rc == 0) rc = es_layer_stream_finish(s, NULL, err);
+    es_layer_stream_free(s);
+    if (close(fd) < 0 && rc == 0) rc = es_err_sys(err, ES_EIO, "%s: write", path);
+    if (rc < 0) return -1;
     b->path = path;
     b->digest = l->digest;
     b->size = l->size;
@@ -128,7 +163,7 @@ static int convert_layer(es_image *img, size_t i, const convert_opts *o, const c
     if (l->compression == ES_COMP_UNKNOWN)
         return es_err(err, ES_EFORMAT, "%s: layer %zu has media type \"%s\", which edgeslim cannot convert", o->src,
                       i, l->media_type);
-    if (l->compression == o->compression) return copy_blob(img, i, path, b, prog, err);
+    if (l->compression == o->compression) return copy_blob(img, i, o->src, path, b, prog, err);
     es_reader *r;
     if (es_image_open_layer_blob(img, i, &r, err) < 0) return -1;
     char name[1024];
