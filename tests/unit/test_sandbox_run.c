@@ -129,6 +129,26 @@ static void private_network_has_only_lo(void **state)
     free(out);
 }
 
+static void proc_sys_read_only_and_low_ports_for_users(void **state)
+{
+    (void)state;
+    int code;
+    /* root in the container cannot change host kernel knobs */
+    char *out = run_sh("echo '|/tmp/x' > /proc/sys/kernel/core_pattern 2>/dev/null; echo $?", NULL, &code);
+    assert_string_equal(out, "1\n");
+    free(out);
+    /* as docker, a non-root app may bind port 80 in its own netns */
+    es_sandbox_opts o;
+    es_sandbox_opts_init(&o);
+    o.user = "app";
+    out = run_sh("httpd -p 127.0.0.1:80 -h /etc || exit 9; for i in $(seq 100); do "
+                 "wget -q -O - http://127.0.0.1:80/target 2>/dev/null && exit 0; sleep 0.1; done; exit 8",
+                 &o, &code);
+    assert_int_equal(code, 0);
+    assert_string_equal(out, "hi\n");
+    free(out);
+}
+
 static void dev_has_only_the_minimal_nodes(void **state)
 {
     (void)state;
@@ -334,6 +354,7 @@ int main(void)
         cmocka_unit_test(user_and_groups_switch),
         cmocka_unit_test(pid_namespace_and_hostname),
         cmocka_unit_test(private_network_has_only_lo),
+        cmocka_unit_test(proc_sys_read_only_and_low_ports_for_users),
         cmocka_unit_test(dev_has_only_the_minimal_nodes),
         cmocka_unit_test(tmp_is_tmpfs_and_rootfs_is_untouched),
         cmocka_unit_test(sigterm_is_forwarded),

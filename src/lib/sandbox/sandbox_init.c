@@ -165,6 +165,23 @@ static int build_dev(const char *root, es_error *err)
     return 0;
 }
 
+/* As docker: /proc/sys and a few global knobs read-only (container root could otherwise change
+ * the host kernel, e.g. kernel.core_pattern), kernel memory and keys masked with /dev/null. */
+static void protect_proc(const char *root)
+{
+    static const char *const ro[] = {"sys", "sysrq-trigger", "irq", "bus", "fs"};
+    static const char *const masked[] = {"kcore", "keys", "timer_list", "sched_debug"};
+    for (size_t i = 0; i < sizeof ro / sizeof ro[0]; i++) {
+        es_cleanup_free char *p = es_xasprintf("%s/proc/%s", root, ro[i]);
+        if (mount(p, p, NULL, MS_BIND | MS_REC, NULL) == 0)
+            mount(NULL, p, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+    }
+    for (size_t i = 0; i < sizeof masked / sizeof masked[0]; i++) {
+        es_cleanup_free char *p = es_xasprintf("%s/proc/%s", root, masked[i]);
+        mount("/dev/null", p, NULL, MS_BIND, NULL);
+    }
+}
+
 static int mount_special_dirs(const char *root, es_error *err)
 {
     static const char *const dirs[] = {"proc", "dev", "tmp", "sys"};
@@ -174,6 +191,7 @@ static int mount_special_dirs(const char *root, es_error *err)
     es_cleanup_free char *tmp = es_xasprintf("%s/tmp", root);
     es_cleanup_free char *sys = es_xasprintf("%s/sys", root);
     if (mount_or_err("proc", proc, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, err) < 0) return -1;
+    protect_proc(root);
     if (build_dev(root, err) < 0) return -1;
     if (mount_or_err("tmpfs", tmp, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777", err) < 0) return -1;
     /* sysfs is best effort (read-only, for tools that look at /sys) */
@@ -233,9 +251,21 @@ static int bring_lo_up(es_error *err)
     return rc < 0 ? es_err_sys(err, ES_ERUN, "bringing lo up") : 0;
 }
 
+/* As docker in its own netns: any user may bind ports < 1024 (nginx as non-root on port 80).
+ * /proc/sys/net is per network namespace, and we are already in the new one. */
+static void allow_unprivileged_ports(void)
+{
+    int fd = open("/proc/sys/net/ipv4/ip_unprivileged_port_start", O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return;
+    if (write(fd, "0", 1) < 0) { /* best effort: old kernels lack the knob */
+    }
+    close(fd);
+}
+
 static int build_container(const sb_launch *l, es_error *err)
 {
     es_cleanup_free char *root = es_xasprintf("%s/root", l->statedir);
+    if (l->o->net != ES_NET_HOST) allow_unprivileged_ports();
     if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
         return es_err_sys(err, ES_ERUN, "making mounts private");
     if (mount_overlay_root(l, root, err) < 0) return -1;
