@@ -390,6 +390,42 @@ static void test_broker_restart_reconnects_and_resends(void **state)
     test_broker_stop(&b);
 }
 
+/* CONNACK refusals are reported with the broker's reason; the right password connects. */
+static void test_credentials_checked_by_broker(void **state)
+{
+    (void)state;
+    test_broker b = {0};
+    char pw[160], cmd[256], extra[256];
+    snprintf(b.dir, sizeof b.dir, "/tmp/ea-broker-XXXXXX");
+    assert_non_null(mkdtemp(b.dir));
+    b.port = test_free_port();
+    snprintf(pw, sizeof pw, "%s/passwd", b.dir);
+    snprintf(cmd, sizeof cmd, "mosquitto_passwd -c -b '%s' edge s3cret", pw);
+    assert_int_equal(system(cmd), 0);
+    snprintf(extra, sizeof extra, "password_file %s\nallow_anonymous false\n", pw);
+    assert_int_equal(test_broker_start(&b, extra), 0);
+    ea_loop *l = ea_loop_new();
+    peer p;
+    memset(&p, 0, sizeof p);
+    ea_mqtt_client_config cfg = {.host = "127.0.0.1", .port = (uint16_t)b.port, .client_id = "t-auth",
+                                 .username = "edge", .password = "wrong", .backoff_min_ms = 5000};
+    ea_mqtt_client_events ev = {peer_connected, peer_disconnected, peer_acked, peer_message, &p};
+    char err[256];
+    p.c = ea_mqtt_client_new(l, &cfg, &ev, err, sizeof err);
+    ea_mqtt_client_start(p.c);
+    assert_true(test_run_until(l, has_disconnected, &p, 5000));
+    assert_non_null(strstr(p.last_why, "broker refused the connection: not authorized"));
+    assert_int_equal(p.connects, 0);
+    ea_mqtt_client_free(p.c);
+    cfg.password = "s3cret";
+    memset(&p, 0, sizeof p);
+    p.c = ea_mqtt_client_new(l, &cfg, &ev, err, sizeof err);
+    peer_connect(l, &p);
+    ea_mqtt_client_free(p.c);
+    ea_loop_free(l);
+    test_broker_stop(&b);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -401,6 +437,7 @@ int main(void)
         cmocka_unit_test(test_keepalive_pings_keep_the_session),
         cmocka_unit_test(test_broker_restart_reconnects_and_resends),
         cmocka_unit_test(test_keepalive_detects_frozen_broker),
+        cmocka_unit_test(test_credentials_checked_by_broker),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
