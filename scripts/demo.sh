@@ -41,6 +41,6 @@ def find(d, key):
             if x is not None: return x
     return None
 for k in ("efficiency", "wasted_bytes", "user_wasted_percent", "reclaimable_bytes"):
-    print(f"  {k:20} {find(r, k)}")
-print(f"  {\"layers\":20} {len(r.get(\"layers\", []))}")
+    print("  %-20s %s" % (k, find(r, k)))
+print("  %-20s %s" % ("layers", len(r.get("layers", []))))
 '
