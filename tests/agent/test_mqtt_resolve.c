@@ -172,6 +172,64 @@ static void test_mqtt_connects_by_dns_name(void **state)
     test_broker_stop(&b);
 }
 
+typedef struct order {
+    int timer_fired, timer_fired_before_failure, failures;
+    char why[320];
+} order;
+
+static void order_timer(ea_loop *l, void *arg)
+{
+    (void)l;
+    ((order *)arg)->timer_fired = 1;
+}
+
+static void order_disconnected(void *arg, const char *why)
+{
+    order *o = arg;
+    if (o->failures++ == 0) {
+        o->timer_fired_before_failure = o->timer_fired;
+        snprintf(o->why, sizeof o->why, "%s", why);
+    }
+}
+
+static int order_failed(void *arg)
+{
+    return ((order *)arg)->failures > 0;
+}
+
+/* A nameserver that never answers (a UDP socket of ours that reads nothing) must not stall the
+ * loop: other work runs while the query waits, and the failure arrives later as an event. */
+static void test_dns_wait_does_not_block_the_loop(void **state)
+{
+    (void)state;
+    int hole = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(53)};
+    inet_pton(AF_INET, "127.83.0.9", &sa.sin_addr);
+    assert_int_equal(bind(hole, (struct sockaddr *)&sa, sizeof sa), 0);
+    char resolv[128], hosts[128], err[256];
+    path_of(resolv, sizeof resolv, "resolv-hole.conf");
+    path_of(hosts, sizeof hosts, "hosts");
+    FILE *f = fopen(resolv, "w");
+    fprintf(f, "nameserver 127.83.0.9\n");
+    fclose(f);
+    ea_loop *l = ea_loop_new();
+    order o = {0};
+    ea_mqtt_client_config cfg = {.host = "silent.test", .port = 1883, .client_id = "dns-hole", .hosts_path = hosts,
+                                 .resolv_path = resolv, .backoff_min_ms = 60000};
+    ea_mqtt_client_events ev = {NULL, order_disconnected, NULL, NULL, &o};
+    ea_mqtt_client *c = ea_mqtt_client_new(l, &cfg, &ev, err, sizeof err);
+    assert_non_null(c);
+    ea_mqtt_client_start(c);
+    assert_int_equal(o.failures, 0); /* start() returned while the query is outstanding */
+    ea_loop_timer(l, 1, order_timer, &o);
+    assert_true(test_run_until(l, order_failed, &o, 10000));
+    assert_int_equal(o.timer_fired_before_failure, 1);
+    assert_non_null(strstr(o.why, "resolve silent.test"));
+    ea_mqtt_client_free(c);
+    ea_loop_free(l);
+    close(hole);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -180,6 +238,7 @@ int main(void)
         cmocka_unit_test(test_numeric_and_hosts_file),
         cmocka_unit_test(test_dns_a_and_cname),
         cmocka_unit_test(test_mqtt_connects_by_dns_name),
+        cmocka_unit_test(test_dns_wait_does_not_block_the_loop),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -5,6 +5,8 @@
  */
 #include "net/tcp.h"
 
+#include "loop.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -316,6 +318,159 @@ int ea_tcp_resolve(const char *host, uint16_t port, ea_addr *out, const char *ho
             return set_v4(ip, port, out);
     snprintf(err, errlen, "resolve %s: not numeric, not in hosts file, no DNS A answer from %zu nameserver(s)", host, n);
     return -1;
+}
+
+/* ------------------------------------------------------------------ resolution on the loop */
+
+struct ea_resolver {
+    ea_loop *loop;
+    char host[256];
+    uint16_t port, id;
+    struct in_addr ns[3];
+    size_t n_ns, server;
+    int attempt, fd, timer;
+    unsigned char q[300];
+    size_t qlen;
+    ea_resolve_cb cb;
+    void *arg;
+    ea_resolver **handle;
+};
+
+static void resolver_close_socket(ea_resolver *r)
+{
+    if (r->fd >= 0) {
+        ea_loop_del(r->loop, r->fd);
+        close(r->fd);
+        r->fd = -1;
+    }
+    if (r->timer > 0)
+        ea_loop_timer_cancel(r->loop, r->timer);
+    r->timer = 0;
+}
+
+static void resolver_finish(ea_resolver *r, const ea_addr *addr, const char *err)
+{
+    resolver_close_socket(r);
+    if (r->handle)
+        *r->handle = NULL;
+    ea_resolve_cb cb = r->cb;
+    void *arg = r->arg;
+    free(r);
+    cb(arg, addr, err);
+}
+
+static void resolver_send(ea_resolver *r);
+
+static void resolver_next(ea_resolver *r)
+{
+    if (++r->attempt >= 2) {
+        r->attempt = 0;
+        r->server++;
+    }
+    resolver_send(r);
+}
+
+static void resolver_on_timeout(ea_loop *l, void *arg)
+{
+    (void)l;
+    ea_resolver *r = arg;
+    r->timer = 0;
+    resolver_next(r);
+}
+
+static void resolver_on_readable(ea_loop *l, int fd, uint32_t events, void *arg)
+{
+    (void)l;
+    (void)events;
+    ea_resolver *r = arg;
+    unsigned char resp[1500], ip[4];
+    for (;;) {
+        ssize_t n = recv(fd, resp, sizeof resp, 0);
+        if (n <= 0)
+            return; /* EAGAIN (or an ICMP error): the timer moves on */
+        int rc = dns_parse_answer(resp, (size_t)n, r->id, ip);
+        if (rc == 0) {
+            ea_addr a;
+            set_v4(ip, r->port, &a);
+            resolver_finish(r, &a, NULL);
+            return;
+        }
+        if (rc == -2) { /* this server says no: ask the next one */
+            r->attempt = 1;
+            resolver_next(r);
+            return;
+        }
+    }
+}
+
+static void resolver_send(ea_resolver *r)
+{
+    resolver_close_socket(r);
+    if (r->server >= r->n_ns) {
+        char err[320];
+        snprintf(err, sizeof err, "resolve %s: not numeric, not in hosts file, no DNS A answer from %zu nameserver(s)",
+                 r->host, r->n_ns);
+        resolver_finish(r, NULL, err);
+        return;
+    }
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(53), .sin_addr = r->ns[r->server]};
+    r->fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (r->fd < 0 || connect(r->fd, (struct sockaddr *)&sa, sizeof sa) < 0 || send(r->fd, r->q, r->qlen, 0) != (ssize_t)r->qlen ||
+        ea_loop_add(r->loop, r->fd, EPOLLIN, resolver_on_readable, r) < 0) {
+        if (r->fd >= 0)
+            close(r->fd);
+        r->fd = -1;
+        r->attempt = 1; /* unusable server: skip its second try */
+        r->timer = ea_loop_timer(r->loop, 1, resolver_on_timeout, r);
+        return;
+    }
+    r->timer = ea_loop_timer(r->loop, 1000, resolver_on_timeout, r);
+}
+
+int ea_resolve_start(ea_loop *loop, const char *host, uint16_t port, const char *hosts_path, const char *resolv_path,
+                     ea_addr *out, ea_resolve_cb cb, void *arg, ea_resolver **handle, char *err, size_t errlen)
+{
+    if (handle)
+        *handle = NULL;
+    if (set_numeric(host, port, out) == 0)
+        return 0;
+    if (lookup_hosts_file(hosts_path ? hosts_path : "/etc/hosts", host, port, out) == 0)
+        return 0;
+    ea_resolver *r = calloc(1, sizeof *r);
+    if (!r) {
+        snprintf(err, errlen, "resolve %s: out of memory", host);
+        return -1;
+    }
+    r->n_ns = read_nameservers(resolv_path ? resolv_path : "/etc/resolv.conf", r->ns, 3);
+    if (getrandom(&r->id, sizeof r->id, GRND_NONBLOCK) != (ssize_t)sizeof r->id)
+        r->id = (uint16_t)getpid();
+    r->qlen = dns_build_query(host, r->id, r->q, sizeof r->q);
+    if (r->n_ns == 0 || r->qlen == 0 || strlen(host) >= sizeof r->host) {
+        snprintf(err, errlen, "resolve %s: %s", host, r->n_ns == 0 ? "not numeric, not in hosts file, no nameserver" : "invalid name");
+        free(r);
+        return -1;
+    }
+    snprintf(r->host, sizeof r->host, "%s", host);
+    r->loop = loop;
+    r->port = port;
+    r->fd = -1;
+    r->cb = cb;
+    r->arg = arg;
+    r->handle = handle;
+    if (handle)
+        *handle = r;
+    resolver_send(r);
+    return 1;
+}
+
+void ea_resolve_cancel(ea_resolver *r)
+{
+    if (!r)
+        return;
+    resolver_close_socket(r);
+    if (r->handle)
+        *r->handle = NULL;
+    free(r);
 }
 
 /* ------------------------------------------------------------------ connect */

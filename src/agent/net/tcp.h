@@ -36,6 +36,17 @@ typedef struct ea_addr {
 int ea_tcp_resolve(const char *host, uint16_t port, ea_addr *out, const char *hosts_path, const char *resolv_path,
                    char *err, size_t errlen);
 
+/* The same resolution without blocking the loop: numeric and hosts-file answers return 0 at once
+ * with *out filled; otherwise the DNS query runs on the loop (same servers, tries and timeouts)
+ * and 1 is returned: cb is called exactly once later, unless ea_resolve_cancel() comes first.
+ * -1 with err when nothing can be tried. The resolver frees itself after calling cb. */
+typedef struct ea_resolver ea_resolver;
+typedef void (*ea_resolve_cb)(void *arg, const ea_addr *addr /* NULL = failed */, const char *err);
+struct ea_loop;
+int ea_resolve_start(struct ea_loop *loop, const char *host, uint16_t port, const char *hosts_path, const char *resolv_path,
+                     ea_addr *out, ea_resolve_cb cb, void *arg, ea_resolver **handle, char *err, size_t errlen);
+void ea_resolve_cancel(ea_resolver *r);
+
 /* Starts a non-blocking connect; returns the fd (connect in progress or done) or -1 with err. */
 int ea_tcp_connect_start(const ea_addr *addr, char *err, size_t errlen);
 /* After EPOLLOUT on a connecting fd: 0 when connected, else the errno of the failure. */

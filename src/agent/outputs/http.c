@@ -29,7 +29,7 @@
 #define HTTP_TIMEOUT_MS 30000u /* connect + send + response headers */
 #define RESP_MAX 8192          /* status line + headers we read */
 
-enum { H_IDLE, H_CONNECTING, H_TLS, H_SENDING, H_WAITING, H_BACKOFF };
+enum { H_IDLE, H_RESOLVING, H_CONNECTING, H_TLS, H_SENDING, H_WAITING, H_BACKOFF };
 
 struct ea_output {
     ea_loop *loop;
@@ -39,6 +39,8 @@ struct ea_output {
     int gzip, batch_max;
     ea_tls_config *tls_cfg;
     ea_stream st;
+    ea_resolver *resolver; /* DNS query in flight (H_RESOLVING) */
+    ea_addr addr;
     int state, reused, up, in_ack;
     uint32_t interest;
     ea_backoff bo;
@@ -61,6 +63,8 @@ static void start_request(ea_output *o);
 
 static void close_conn(ea_output *o)
 {
+    ea_resolve_cancel(o->resolver);
+    o->resolver = NULL;
     if (o->st.fd >= 0) {
         ea_loop_del(o->loop, o->st.fd);
         ea_tls_free(o->st.tls);
@@ -331,6 +335,33 @@ static void on_io(ea_loop *l, int fd, uint32_t events, void *arg)
     }
 }
 
+static void connect_resolved(ea_output *o)
+{
+    char err[256];
+    int fd = ea_tcp_connect_start(&o->addr, err, sizeof err);
+    if (fd < 0) {
+        request_failed(o, err);
+        return;
+    }
+    o->st.fd = fd;
+    o->interest = EPOLLIN | EPOLLOUT;
+    o->state = H_CONNECTING;
+    if (ea_loop_add(o->loop, fd, o->interest, on_io, o) < 0)
+        request_failed(o, "event loop refused the socket");
+}
+
+static void on_resolved(void *arg, const ea_addr *addr, const char *err)
+{
+    ea_output *o = arg;
+    o->resolver = NULL;
+    if (!addr) {
+        request_failed(o, err);
+        return;
+    }
+    o->addr = *addr;
+    connect_resolved(o);
+}
+
 static void start_request(ea_output *o)
 {
     char err[256];
@@ -346,21 +377,13 @@ static void start_request(ea_output *o)
         send_request(o);
         return;
     }
-    ea_addr addr;
-    if (ea_tcp_resolve(o->url.host, o->url.port, &addr, NULL, NULL, err, sizeof err) < 0) {
+    o->state = H_RESOLVING;
+    int r = ea_resolve_start(o->loop, o->url.host, o->url.port, NULL, NULL, &o->addr, on_resolved, o, &o->resolver, err,
+                             sizeof err);
+    if (r < 0)
         request_failed(o, err);
-        return;
-    }
-    int fd = ea_tcp_connect_start(&addr, err, sizeof err);
-    if (fd < 0) {
-        request_failed(o, err);
-        return;
-    }
-    o->st.fd = fd;
-    o->interest = EPOLLIN | EPOLLOUT;
-    o->state = H_CONNECTING;
-    if (ea_loop_add(o->loop, fd, o->interest, on_io, o) < 0)
-        request_failed(o, "event loop refused the socket");
+    else if (r == 0)
+        connect_resolved(o);
 }
 
 /* ------------------------------------------------------------------ batch building */

@@ -1,7 +1,7 @@
 /*
  * proto/mqtt_client.c: the MQTT 3.1.1 client state machine (behaviour in mqtt_client.h).
  *
- * States: IDLE (stopped) -> TCP (connect in progress) -> TLS (handshake) -> CONNACK (CONNECT
+ * States: IDLE (stopped) -> RESOLVING (DNS on the loop) -> TCP (connect in progress) -> TLS (handshake) -> CONNACK (CONNECT
  * sent) -> UP; any failure -> WAIT (backoff timer) -> TCP ... Each connection has a generation
  * number; code that runs callbacks re-checks it, so a callback that aborts the connection never
  * leaves the parser working on a freed buffer.
@@ -23,7 +23,7 @@
 #include "proto/mqtt_codec.h"
 #include "util/backoff.h"
 
-enum { ST_IDLE, ST_WAIT, ST_TCP, ST_TLS, ST_CONNACK, ST_UP };
+enum { ST_IDLE, ST_WAIT, ST_RESOLVING, ST_TCP, ST_TLS, ST_CONNACK, ST_UP };
 
 #define TX_SOFT_CAP (1u << 20) /* QoS 0 publishes are refused beyond this much unsent data */
 
@@ -46,6 +46,8 @@ struct ea_mqtt_client {
     ea_mqtt_client_events ev;
     ea_tls_config *tls_cfg;
     ea_stream st;
+    ea_resolver *resolver; /* DNS query in flight (ST_RESOLVING) */
+    ea_addr addr;
     int state;
     unsigned gen;
     uint32_t interest;
@@ -170,6 +172,8 @@ static void cancel_timer(ea_mqtt_client *c, int *id)
 
 static void close_conn(ea_mqtt_client *c)
 {
+    ea_resolve_cancel(c->resolver);
+    c->resolver = NULL;
     if (c->st.fd >= 0) {
         ea_loop_del(c->loop, c->st.fd);
         ea_tls_free(c->st.tls);
@@ -251,15 +255,10 @@ static void send_connect(ea_mqtt_client *c)
 
 static void on_io(ea_loop *l, int fd, uint32_t events, void *arg);
 
-static void begin_connect(ea_mqtt_client *c)
+static void connect_resolved(ea_mqtt_client *c)
 {
     char err[256];
-    ea_addr addr;
-    if (ea_tcp_resolve(c->cfg.host, c->cfg.port, &addr, c->cfg.hosts_path, c->cfg.resolv_path, err, sizeof err) < 0) {
-        fail(c, err);
-        return;
-    }
-    int fd = ea_tcp_connect_start(&addr, err, sizeof err);
+    int fd = ea_tcp_connect_start(&c->addr, err, sizeof err);
     if (fd < 0) {
         fail(c, err);
         return;
@@ -268,11 +267,34 @@ static void begin_connect(ea_mqtt_client *c)
     c->st.tls = NULL;
     c->state = ST_TCP;
     c->interest = EPOLLIN | EPOLLOUT;
-    if (ea_loop_add(c->loop, fd, c->interest, on_io, c) < 0) {
+    if (ea_loop_add(c->loop, fd, c->interest, on_io, c) < 0)
         fail(c, "event loop refused the socket");
+}
+
+static void on_resolved(void *arg, const ea_addr *addr, const char *err)
+{
+    ea_mqtt_client *c = arg;
+    c->resolver = NULL;
+    if (!addr) {
+        fail(c, err);
         return;
     }
+    c->addr = *addr;
+    connect_resolved(c);
+}
+
+/* The connect timer covers resolution, TCP, TLS and CONNACK. */
+static void begin_connect(ea_mqtt_client *c)
+{
+    char err[256];
     c->conn_timer = ea_loop_timer(c->loop, c->cfg.connect_timeout_ms, on_connect_timeout, c);
+    c->state = ST_RESOLVING;
+    int r = ea_resolve_start(c->loop, c->cfg.host, c->cfg.port, c->cfg.hosts_path, c->cfg.resolv_path, &c->addr,
+                             on_resolved, c, &c->resolver, err, sizeof err);
+    if (r < 0)
+        fail(c, err);
+    else if (r == 0)
+        connect_resolved(c);
 }
 
 /* ------------------------------------------------------------------ in-flight window */
