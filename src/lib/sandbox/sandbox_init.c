@@ -4,19 +4,16 @@
  * relay (C1): unshares mnt/pid/uts/ipc[/net], forks init (pid 1 of the new pid namespace), sends
  * init's host pid to the caller and exits with init's exit status (128+N if init was killed).
  *
- * init (I): builds the root (private propagation; tmpfs state dir; overlayfs: lower = the image
- * dir, upper/work on that tmpfs; /proc, /dev (tmpfs with bind-mounted host null zero full random
- * urandom tty, devpts, shm, fd/std* links), /tmp tmpfs, /sys read-only), pivot_root, writes
- * /etc/hostname, /etc/hosts and /etc/resolv.conf into the overlay (as docker bind-mounts them),
- * brings lo up, resolves the user and the command, then starts the app and runs one event loop:
- * signalfd (SIGCHLD: reap and handle ptrace stops; forwarded signals), fanotify, the control
- * socket (exec requests, EOF = caller gone). When the app exits init kills whatever is left in
- * the namespace and exits with the app's code. Mount targets are checked with lstat before
- * pivot_root (a symlinked /proc in the image is replaced in the overlay, never followed), and all
- * file writes happen after pivot_root, so nothing can be written outside the container.
+ * init (I): waits for the caller's go (the caller then holds init's pidfd and netns), builds the
+ * root (sandbox_rootfs.c), resolves the user and the command, starts the app and runs one event
+ * loop: signalfd (SIGCHLD: reap, handle ptrace stops; signals from the caller are forwarded to
+ * the app), fanotify, the control socket (exec requests; EOF = the caller is gone). When the app
+ * exits, init kills whatever is left in the namespace and exits with the app's code.
  *
- * Children only call async-signal-safe-ish code plus malloc (the relay and init are single
- * threaded, so malloc is consistent after fork) and leave with _exit.
+ * Container processes (app, exec'd commands) are forked by init, wait until the tracer has seized
+ * them, install the tracing seccomp filter, cut the capability bounding set to docker's default,
+ * switch to the image's user and exec. The relay and init are single threaded, so malloc is
+ * consistent after fork; they leave with _exit.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -42,8 +39,6 @@
 #include <unistd.h>
 
 #include "sandbox/sandbox_internal.h"
-
-#define SB_DEFAULT_HOSTS "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
 
 /* Signals init forwards to the app when they come from the caller (outside the namespace). */
 static const int forwarded_signals[] = {SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGWINCH, SIGCONT};
@@ -79,202 +74,6 @@ static void install_stdio(int in, int out, int errfd)
             dup2(tmp[i], i);
             close(tmp[i]);
         }
-}
-
-/* ---------------------------------------------------------------- root file system */
-
-static int mount_or_err(const char *src, const char *dst, const char *type, unsigned long flags, const char *data,
-                        es_error *err)
-{
-    if (mount(src, dst, type, flags, data) < 0)
-        return es_err_sys(err, ES_ERUN, "mount %s on %s", type ? type : src, dst);
-    return 0;
-}
-
-/* Makes root/name a real directory: an image entry of another type there (a symlink, a file) is
- * removed from the overlay view, never followed. */
-static int ensure_mount_dir(const char *root, const char *name, es_error *err)
-{
-    es_cleanup_free char *p = es_xasprintf("%s/%s", root, name);
-    struct stat st;
-    if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode)) return 0;
-    if (unlink(p) < 0 && errno != ENOENT) return es_err_sys(err, ES_ERUN, "replacing /%s in the container", name);
-    if (mkdir(p, 0755) < 0) return es_err_sys(err, ES_ERUN, "creating /%s in the container", name);
-    return 0;
-}
-
-/* overlayfs option values must escape ',' ':' and '\'. */
-static char *escape_overlay_path(const char *p)
-{
-    char *out = es_xmalloc(strlen(p) * 2 + 1), *o = out;
-    for (; *p; p++) {
-        if (*p == ',' || *p == ':' || *p == '\\') *o++ = '\\';
-        *o++ = *p;
-    }
-    *o = '\0';
-    return out;
-}
-
-static int mount_overlay_root(const sb_launch *l, const char *root, es_error *err)
-{
-    const char *st = l->statedir;
-    if (mount_or_err("tmpfs", st, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0700", err) < 0) return -1;
-    es_cleanup_free char *upper = es_xasprintf("%s/upper", st);
-    es_cleanup_free char *work = es_xasprintf("%s/work", st);
-    if (mkdir(upper, 0755) < 0 || mkdir(work, 0700) < 0 || mkdir(root, 0755) < 0)
-        return es_err_sys(err, ES_ERUN, "creating the overlay dirs in %s", st);
-    es_cleanup_free char *lower = escape_overlay_path(l->rootfs);
-    es_cleanup_free char *opts = es_xasprintf("lowerdir=%s,upperdir=%s,workdir=%s", lower, upper, work);
-    if (mount("overlay", root, "overlay", 0, opts) < 0)
-        return es_err_sys(err, ES_ERUN, "overlay mount of %s (lower) on a tmpfs upper", l->rootfs);
-    return 0;
-}
-
-static int bind_dev_node(const char *dev, const char *name, es_error *err)
-{
-    es_cleanup_free char *dst = es_xasprintf("%s/%s", dev, name);
-    es_cleanup_free char *src = es_xasprintf("/dev/%s", name);
-    int fd = open(dst, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0666);
-    if (fd < 0) return es_err_sys(err, ES_ERUN, "creating /dev/%s in the container", name);
-    close(fd);
-    return mount_or_err(src, dst, NULL, MS_BIND, NULL, err);
-}
-
-static int build_dev(const char *root, es_error *err)
-{
-    static const char *const nodes[] = {"null", "zero", "full", "random", "urandom", "tty"};
-    es_cleanup_free char *dev = es_xasprintf("%s/dev", root);
-    if (mount_or_err("tmpfs", dev, "tmpfs", MS_NOSUID | MS_STRICTATIME, "mode=755,size=65536k", err) < 0) return -1;
-    for (size_t i = 0; i < sizeof nodes / sizeof nodes[0]; i++)
-        if (bind_dev_node(dev, nodes[i], err) < 0) return -1;
-    es_cleanup_free char *shm = es_xasprintf("%s/shm", dev);
-    es_cleanup_free char *pts = es_xasprintf("%s/pts", dev);
-    if (mkdir(shm, 01777) < 0 || mkdir(pts, 0755) < 0) return es_err_sys(err, ES_ERUN, "creating /dev/shm, /dev/pts");
-    if (mount_or_err("shm", shm, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=65536k", err) < 0)
-        return -1;
-    if (mount("devpts", pts, "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5") == 0) {
-        es_cleanup_free char *ptmx = es_xasprintf("%s/ptmx", dev);
-        if (symlink("pts/ptmx", ptmx) < 0) return es_err_sys(err, ES_ERUN, "creating /dev/ptmx");
-    }
-    static const char *const links[][2] = {
-        {"/proc/self/fd", "fd"}, {"/proc/self/fd/0", "stdin"}, {"/proc/self/fd/1", "stdout"}, {"/proc/self/fd/2", "stderr"}};
-    for (size_t i = 0; i < sizeof links / sizeof links[0]; i++) {
-        es_cleanup_free char *p = es_xasprintf("%s/%s", dev, links[i][1]);
-        if (symlink(links[i][0], p) < 0) return es_err_sys(err, ES_ERUN, "creating /dev/%s", links[i][1]);
-    }
-    return 0;
-}
-
-/* As docker: /proc/sys and a few global knobs read-only (container root could otherwise change
- * the host kernel, e.g. kernel.core_pattern), kernel memory and keys masked with /dev/null. */
-static void protect_proc(const char *root)
-{
-    static const char *const ro[] = {"sys", "sysrq-trigger", "irq", "bus", "fs"};
-    static const char *const masked[] = {"kcore", "keys", "timer_list", "sched_debug"};
-    for (size_t i = 0; i < sizeof ro / sizeof ro[0]; i++) {
-        es_cleanup_free char *p = es_xasprintf("%s/proc/%s", root, ro[i]);
-        if (mount(p, p, NULL, MS_BIND | MS_REC, NULL) == 0)
-            mount(NULL, p, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
-    }
-    for (size_t i = 0; i < sizeof masked / sizeof masked[0]; i++) {
-        es_cleanup_free char *p = es_xasprintf("%s/proc/%s", root, masked[i]);
-        mount("/dev/null", p, NULL, MS_BIND, NULL);
-    }
-}
-
-static int mount_special_dirs(const char *root, es_error *err)
-{
-    static const char *const dirs[] = {"proc", "dev", "tmp", "sys"};
-    for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++)
-        if (ensure_mount_dir(root, dirs[i], err) < 0) return -1;
-    es_cleanup_free char *proc = es_xasprintf("%s/proc", root);
-    es_cleanup_free char *tmp = es_xasprintf("%s/tmp", root);
-    es_cleanup_free char *sys = es_xasprintf("%s/sys", root);
-    if (mount_or_err("proc", proc, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, err) < 0) return -1;
-    protect_proc(root);
-    if (build_dev(root, err) < 0) return -1;
-    if (mount_or_err("tmpfs", tmp, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777", err) < 0) return -1;
-    /* sysfs is best effort (read-only, for tools that look at /sys) */
-    mount("sysfs", sys, "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
-    return 0;
-}
-
-static int pivot_into(const char *root, es_error *err)
-{
-    if (chdir(root) < 0) return es_err_sys(err, ES_ERUN, "chdir %s", root);
-    if (syscall(SYS_pivot_root, ".", ".") < 0) return es_err_sys(err, ES_ERUN, "pivot_root into %s", root);
-    if (umount2(".", MNT_DETACH) < 0) return es_err_sys(err, ES_ERUN, "detaching the old root");
-    if (chdir("/") < 0) return es_err_sys(err, ES_ERUN, "chdir /");
-    return 0;
-}
-
-/* Replaces path inside the container (after pivot_root) with the given contents. */
-static int write_container_file(const char *path, const char *data, es_error *err)
-{
-    if (unlink(path) < 0 && errno != ENOENT && errno != EISDIR)
-        return es_err_sys(err, ES_ERUN, "replacing %s in the container", path);
-    int fd = open(path, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
-    if (fd < 0) return es_err_sys(err, ES_ERUN, "writing %s in the container", path);
-    size_t n = strlen(data);
-    ssize_t w = write(fd, data, n);
-    close(fd);
-    if (w != (ssize_t)n) return es_err_sys(err, ES_ERUN, "writing %s in the container", path);
-    return 0;
-}
-
-static int write_etc_files(const sb_launch *l, es_error *err)
-{
-    struct stat st;
-    if (lstat("/etc", &st) < 0 && mkdir("/etc", 0755) < 0) return es_err_sys(err, ES_ERUN, "creating /etc");
-    es_cleanup_free char *hostname = es_xasprintf("%s\n", l->hostname);
-    es_cleanup_free char *hosts = l->o->net == ES_NET_HOST && l->host_hosts
-                                      ? es_xstrdup(l->host_hosts)
-                                      : es_xasprintf(SB_DEFAULT_HOSTS "127.0.1.1\t%s\n", l->hostname);
-    if (write_container_file("/etc/hostname", hostname, err) < 0) return -1;
-    if (write_container_file("/etc/hosts", hosts, err) < 0) return -1;
-    return write_container_file("/etc/resolv.conf", l->resolv_conf ? l->resolv_conf : "", err);
-}
-
-static int bring_lo_up(es_error *err)
-{
-    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (s < 0) return es_err_sys(err, ES_ERUN, "socket for lo");
-    struct ifreq ifr;
-    memset(&ifr, 0, sizeof ifr);
-    snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "lo");
-    int rc = ioctl(s, SIOCGIFFLAGS, &ifr);
-    if (rc == 0) {
-        ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
-        rc = ioctl(s, SIOCSIFFLAGS, &ifr);
-    }
-    close(s);
-    return rc < 0 ? es_err_sys(err, ES_ERUN, "bringing lo up") : 0;
-}
-
-/* As docker in its own netns: any user may bind ports < 1024 (nginx as non-root on port 80).
- * /proc/sys/net is per network namespace, and we are already in the new one. */
-static void allow_unprivileged_ports(void)
-{
-    int fd = open("/proc/sys/net/ipv4/ip_unprivileged_port_start", O_WRONLY | O_CLOEXEC);
-    if (fd < 0) return;
-    if (write(fd, "0", 1) < 0) { /* best effort: old kernels lack the knob */
-    }
-    close(fd);
-}
-
-static int build_container(const sb_launch *l, es_error *err)
-{
-    es_cleanup_free char *root = es_xasprintf("%s/root", l->statedir);
-    if (l->o->net != ES_NET_HOST) allow_unprivileged_ports();
-    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
-        return es_err_sys(err, ES_ERUN, "making mounts private");
-    if (mount_overlay_root(l, root, err) < 0) return -1;
-    if (mount_special_dirs(root, err) < 0) return -1;
-    if (pivot_into(root, err) < 0) return -1;
-    if (write_etc_files(l, err) < 0) return -1;
-    if (sethostname(l->hostname, strlen(l->hostname)) < 0) return es_err_sys(err, ES_ERUN, "sethostname");
-    if (l->o->net == ES_NET_PRIVATE && bring_lo_up(err) < 0) return -1;
-    return 0;
 }
 
 /* ---------------------------------------------------------------- spawning container processes */
@@ -624,7 +423,7 @@ static void init_main(sb_launch *l)
     if (recv(l->ctl_fd, &go, 1, 0) != 1 || go != 'g') _exit(ES_ERUN);
     s.sig_fd = block_signals();
     if (s.sig_fd < 0) es_err_sys(&err, ES_ERUN, "signalfd");
-    if (!err.code) build_container(l, &err);
+    if (!err.code) sb_build_container(l, &err);
     if (!err.code) prepare_process(&s, &err);
     if (!err.code && l->o->trace) s.sc.tracer = sb_tracer_new(l->trace_fd, l->o->trace_syscalls, &err);
     char *path = NULL;

@@ -59,6 +59,10 @@ typedef struct sb_launch {
 /* The relay: unshares the namespaces, forks init, reports init's pid, relays its exit status. */
 void sb_relay_main(sb_launch *l) __attribute__((noreturn));
 
+/* In init, in its new namespaces: overlay root, /proc /dev /tmp /sys, pivot_root, /etc files,
+ * hostname, lo (sandbox_rootfs.c). */
+int sb_build_container(const sb_launch *l, es_error *err);
+
 /* ---- inside the container (sandbox_user.c) ---- */
 typedef struct sb_identity {
     uid_t uid;
