@@ -134,6 +134,17 @@ static void test_truncated_tar(void **state)
     free(t.data);
 }
 
+static void test_damaged_header(void **state)
+{
+    (void)state;
+    tarbuf t = sample_tar();
+    /* Headers: ./ at 0, etc at 512, etc/hostname at 1024 (data 1536), etc/link at 2048. */
+    t.data[2048 + 10] ^= 0x55; /* breaks the header checksum */
+    es_layer_expect exp = {"damaged", NULL, -1, NULL};
+    expect_failure(t.data, t.len, &exp, NULL, ES_EFORMAT, "after entry 'etc/hostname'");
+    free(t.data);
+}
+
 static void test_digest_and_size_mismatch(void **state)
 {
     (void)state;
@@ -331,6 +342,7 @@ int main(void)
         cmocka_unit_test(test_truncated_gzip),
         cmocka_unit_test(test_truncated_zstd),
         cmocka_unit_test(test_truncated_tar),
+        cmocka_unit_test(test_damaged_header),
         cmocka_unit_test(test_digest_and_size_mismatch),
         cmocka_unit_test(test_dotdot_rejected),
         cmocka_unit_test(test_absolute_path_made_relative),

@@ -54,15 +54,18 @@ static int fail(es_layer_stream *s, es_error *err)
     return -1;
 }
 
-/* Reports a libarchive failure: an error from below (decompression, digest) wins. */
-static int archive_fail(es_layer_stream *s, const char *what, es_error *err)
+/* Reports a libarchive failure: an error from below (decompression, digest) wins. `in_entry`
+ * says whether the failure is inside the data of the last entry or in the header after it. */
+static int archive_fail(es_layer_stream *s, int in_entry, es_error *err)
 {
     if (s->cb_err.code) {
         if (err && !err->code) *err = s->cb_err;
     } else {
         const char *msg = archive_error_string(s->ar);
-        es_err(err, ES_EFORMAT, "%s: %s%s%s: %s", s->name, what, s->last_path ? " after " : "",
-               s->last_path ? s->last_path : "", msg ? msg : "malformed tar");
+        msg = msg ? msg : "malformed tar";
+        if (!s->last_path) es_err(err, ES_EFORMAT, "%s: not a valid tar: %s", s->name, msg);
+        else if (in_entry) es_err(err, ES_EFORMAT, "%s: data of entry '%s': %s", s->name, s->last_path, msg);
+        else es_err(err, ES_EFORMAT, "%s: tar header after entry '%s': %s", s->name, s->last_path, msg);
     }
     return fail(s, err);
 }
@@ -91,7 +94,7 @@ static int open_common(es_reader *blob, const es_layer_expect *exp, const es_lim
             if (s->tar_bytes == 0 && !s->cb_err.code) {
                 s->archive_eof = 1;
             } else {
-                archive_fail(s, "not a tar archive", err);
+                archive_fail(s, 0, err);
                 es_layer_stream_free(s);
                 return -1;
             }
@@ -189,11 +192,11 @@ int es_layer_stream_next(es_layer_stream *s, struct archive_entry **e, es_error 
             s->archive_eof = 1;
             return 0;
         }
-        if (r < ARCHIVE_WARN && s->tar_bytes == 0 && !s->cb_err.code) {
+        if (r != ARCHIVE_OK && r != ARCHIVE_WARN && s->tar_bytes == 0 && !s->cb_err.code) {
             s->archive_eof = 1; /* an empty blob is an empty layer */
             return 0;
         }
-        if (r < ARCHIVE_WARN) return archive_fail(s, "reading tar header", err);
+        if (r != ARCHIVE_OK && r != ARCHIVE_WARN) return archive_fail(s, 0, err);
         if (++s->entries > s->lim.max_entries) {
             es_err(err, ES_EUNSAFE, "%s: more than %lld entries", s->name, (long long)s->lim.max_entries);
             return fail(s, err);
@@ -208,7 +211,7 @@ ssize_t es_layer_stream_read(es_layer_stream *s, void *buf, size_t n, es_error *
 {
     if (s->failed) return es_err(err, ES_EFAIL, "%s: stream already failed", s->name);
     la_ssize_t k = archive_read_data(s->ar, buf, n);
-    if (k < 0) return archive_fail(s, "reading data of", err);
+    if (k < 0) return archive_fail(s, 1, err);
     return k;
 }
 
@@ -219,7 +222,7 @@ static int drain(es_layer_stream *s, es_error *err)
     while (s->ar && !s->archive_eof) {
         int r = archive_read_next_header(s->ar, &e);
         if (r == ARCHIVE_EOF) s->archive_eof = 1;
-        else if (r < ARCHIVE_WARN) return archive_fail(s, "reading tar header", err);
+        else if (r != ARCHIVE_OK && r != ARCHIVE_WARN) return archive_fail(s, 0, err);
         else free(s->last_path), s->last_path = es_xstrdup(entry_path(e) ? entry_path(e) : "?");
     }
     const void *buf;

@@ -204,7 +204,8 @@ int es_layer_writer_add(es_layer_writer *w, struct archive_entry *e, es_reader *
 {
     struct archive_entry *n = normalized_entry(w, e);
     const char *path = archive_entry_pathname(n) ? archive_entry_pathname(n) : "?";
-    int r = archive_write_header(w->ar, n) < ARCHIVE_WARN ? writer_fail(w, path, err) : 0;
+    int h = archive_write_header(w->ar, n);
+    int r = h != ARCHIVE_OK && h != ARCHIVE_WARN ? writer_fail(w, path, err) : 0;
     if (r == 0 && archive_entry_size(n) > 0) r = copy_data(w, path, archive_entry_size(n), data, err);
     archive_entry_free(n);
     return r;
