@@ -242,7 +242,7 @@ static int dns_skip_name(const unsigned char *r, size_t len, size_t *pos)
 
 /* 0 with ip set; -1 for a datagram that is not our answer (keep waiting); -2 for our answer
  * without an A record (NXDOMAIN, REFUSED, no data: stop asking this server). */
-static int dns_parse_answer(const unsigned char *r, size_t len, uint16_t id, unsigned char ip[4])
+int ea_dns_parse_answer(const unsigned char *r, size_t len, uint16_t id, unsigned char ip[4])
 {
     if (len < 12 || r[0] != (id >> 8) || r[1] != (id & 0xff) || !(r[2] & 0x80))
         return -1;
@@ -295,7 +295,7 @@ static int dns_query_server(struct in_addr server, const char *host, unsigned ch
                 ssize_t n = recv(fd, r, sizeof r, 0);
                 if (n <= 0)
                     break;
-                rc = dns_parse_answer(r, (size_t)n, id, ip);
+                rc = ea_dns_parse_answer(r, (size_t)n, id, ip);
             }
         }
     }
@@ -388,7 +388,7 @@ static void resolver_on_readable(ea_loop *l, int fd, uint32_t events, void *arg)
         ssize_t n = recv(fd, resp, sizeof resp, 0);
         if (n <= 0)
             return; /* EAGAIN (or an ICMP error): the timer moves on */
-        int rc = dns_parse_answer(resp, (size_t)n, r->id, ip);
+        int rc = ea_dns_parse_answer(resp, (size_t)n, r->id, ip);
         if (rc == 0) {
             ea_addr a;
             set_v4(ip, r->port, &a);

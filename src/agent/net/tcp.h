@@ -47,6 +47,10 @@ int ea_resolve_start(struct ea_loop *loop, const char *host, uint16_t port, cons
                      ea_addr *out, ea_resolve_cb cb, void *arg, ea_resolver **handle, char *err, size_t errlen);
 void ea_resolve_cancel(ea_resolver *r);
 
+/* Parses a DNS response to query id: 0 and the first IPv4 A record in ip; -1 not our answer;
+ * -2 our answer without an A record. Exposed for the fuzz target. */
+int ea_dns_parse_answer(const unsigned char *r, size_t len, uint16_t id, unsigned char ip[4]);
+
 /* Starts a non-blocking connect; returns the fd (connect in progress or done) or -1 with err. */
 int ea_tcp_connect_start(const ea_addr *addr, char *err, size_t errlen);
 /* After EPOLLOUT on a connecting fd: 0 when connected, else the errno of the failure. */
