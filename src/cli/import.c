@@ -10,6 +10,7 @@
 #include <getopt.h>
 #include <jansson.h>
 #include <libgen.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -290,6 +291,18 @@ static char *make_work_dir(const char *dst, es_error *err)
     return dir;
 }
 
+/* The walk must not see its own output (the layer being written, the image): refuse an output
+ * whose directory lies inside ROOTFS_DIR. */
+static int check_output_outside(const char *input, const char *work, es_error *err)
+{
+    char in[PATH_MAX], out[PATH_MAX];
+    if (!realpath(input, in) || !realpath(work, out)) return 0;
+    size_t n = strlen(in);
+    if (strcmp(in, "/") == 0 || (strncmp(out, in, n) == 0 && out[n] == '/'))
+        return es_err(err, ES_EUSAGE, "%s: the output must not be inside the directory being imported", input);
+    return 0;
+}
+
 static void print_result(const import_args *a, const es_layer_blob *b, const es_write_result *res)
 {
     if (a->json) {
@@ -324,6 +337,10 @@ static int run_import(const import_args *a, es_error *err)
     if (stat(a->input, &st) < 0) return es_err_sys(err, ES_EIO, "%s: cannot read input", a->input);
     es_cleanup_free char *work = make_work_dir(a->output, err);
     if (!work) return -1;
+    if (S_ISDIR(st.st_mode) && check_output_outside(a->input, work, err) < 0) {
+        rmdir(work);
+        return -1;
+    }
     es_cleanup_free char *layer_path = es_xasprintf("%s/layer", work);
     es_write_opts wo;
     es_write_opts_default(&wo);

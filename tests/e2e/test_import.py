@@ -152,3 +152,12 @@ def test_usage_errors():
     assert run_es("import", "/", "-o", "oci:/nonexistent/x", "--port", "http", check=False).returncode == 2
     assert run_es("import", "/", "-o", "oci:/x", "--entrypoint", '["a",1]', check=False).returncode == 2
     assert run_es("import", "/", "-o", "oci:/x", "--compress", "lz4", check=False).returncode == 2
+
+
+def test_output_inside_input_refused(tmp_path):
+    root = tmp_path / "rootfs"
+    make_rootfs(root)
+    before = sorted(os.listdir(root))
+    p = run_es("import", root, "-o", f"oci:{root / 'out'}", check=False)
+    assert p.returncode == 2 and b"must not be inside" in p.stderr
+    assert sorted(os.listdir(root)) == before
