@@ -692,7 +692,7 @@ int ea_mqtt_client_subscribe(ea_mqtt_client *c, const char *filter, int qos)
     if (c->n_subs == EA_MQTT_MAX_TOPICS || qos < 0 || qos > 1)
         return -1;
     ea_mqtt_str f = ea_mqtt_cstr(filter);
-    if (f.len == 0 || f.len > 65535 || !ea_mqtt_utf8_valid(f.p, f.len))
+    if (f.len > 65535 || !ea_mqtt_utf8_valid(f.p, f.len) || !ea_mqtt_topic_filter_valid(&f))
         return -1;
     char *copy = strdup(filter);
     if (!copy)

@@ -258,7 +258,7 @@ static int topic_name_valid(const ea_mqtt_str *t)
 }
 
 /* Wildcards must fill a whole level; '#' only as the last level (spec 4.7.1). */
-static int topic_filter_valid(const ea_mqtt_str *t)
+int ea_mqtt_topic_filter_valid(const ea_mqtt_str *t)
 {
     if (t->len == 0)
         return 0;
@@ -327,7 +327,7 @@ static int decode_subscribe(rd *r, int type, ea_mqtt_subscribe *s)
         ea_mqtt_str *t = &s->topics[s->count];
         if (rd_string(r, t) < 0)
             return -1;
-        if (!topic_filter_valid(t))
+        if (!ea_mqtt_topic_filter_valid(t))
             return rd_fail(r, "invalid topic filter");
         if (type == EA_MQTT_SUBSCRIBE) {
             uint8_t q;

@@ -106,6 +106,9 @@ size_t ea_mqtt_encode(const ea_mqtt_packet *pkt, uint8_t *out, size_t cap);
 /* Checks UTF-8 well-formedness per spec 1.5.3 (no U+0000, no surrogates, no overlong forms). */
 int ea_mqtt_utf8_valid(const uint8_t *p, size_t len);
 
+/* A subscription filter: non-empty, '+' and '#' only as whole levels, '#' only last (spec 4.7). */
+int ea_mqtt_topic_filter_valid(const ea_mqtt_str *t);
+
 /* Convenience view of a C string. */
 ea_mqtt_str ea_mqtt_cstr(const char *s);
 
