@@ -252,3 +252,54 @@ def test_sigint_during_unpack_cleans_up(tmp_path):
     rc = stop(proc, signal.SIGINT)
     assert rc == 130, proc.stderr.read().decode()
     assert_clean(tmp_path)
+
+
+def trace_ops(path):
+    with open(path) as f:
+        doc = json.load(f)
+    return {p["path"]: set(p["ops"]) for p in doc["paths"]}, doc
+
+
+def test_trace_nginx_workers(tmp_path):
+    """Tracing follows nginx's forked workers (running as www-data): the page a worker serves and
+    the missing page it looked for show up, besides what the master read at start-up."""
+    out = tmp_path / "trace.json"
+    proc = start_run(["--trace", str(out), image("nginx")], tmp_path)
+    init = container_init(proc)
+    assert http_in_netns(init, "http://127.0.0.1:80/")[0] == 200
+    assert http_in_netns(init, "http://127.0.0.1:80/no-such-page")[0] == 404
+    assert stop(proc, signal.SIGQUIT) == 0  # the image's STOPSIGNAL: graceful
+    ops, doc = trace_ops(out)
+    assert doc["overflowed"] is False
+    assert {"open", "exec"} <= ops["/usr/sbin/nginx"]
+    assert "open" in ops["/etc/nginx/nginx.conf"]
+    assert "open" in ops["/var/www/html/index.html"]  # opened by a worker, after the fork
+    assert "missing" in ops["/var/www/html/no-such-page"]
+    assert "listdir" in ops["/etc/nginx/sites-enabled"]
+    # a library reached through the merged-/usr symlink: the name asked for and the file opened
+    assert "open" in ops["/lib/x86_64-linux-gnu/libc.so.6"]
+    assert "open" in ops["/usr/lib/x86_64-linux-gnu/libc.so.6"]
+    assert {"accept4", "setuid", "execve"} <= set(doc["syscalls"])
+    assert not any(p.startswith(("/proc/", "/dev/", "/sys/")) for p in ops)
+    assert_clean(tmp_path, [init])
+
+
+def test_trace_python_threads(tmp_path):
+    """Flask's development server answers each request in a new thread: the modules imported
+    while answering are traced, and Python's import probing shows up as stat/missing paths."""
+    out = tmp_path / "trace.json"
+    proc = start_run(["--trace", str(out), image("python")], tmp_path)
+    init = container_init(proc)
+    code, body = http_in_netns(init, "http://127.0.0.1:8000/greet/bob", timeout=120)
+    assert code == 200 and json.loads(body) == {"greeting": "hello, bob"}
+    stop(proc, signal.SIGTERM)
+    ops, doc = trace_ops(out)
+    assert doc["overflowed"] is False
+    assert "open" in ops["/app/app.py"]
+    assert "exec" in ops["/usr/bin/python3"]
+    flask = [p for p, o in ops.items() if p.startswith("/usr/lib/python3/dist-packages/flask/") and "open" in o]
+    assert "/usr/lib/python3/dist-packages/flask/__init__.py" in flask
+    assert any("missing" in o for p, o in ops.items() if p.startswith("/usr/lib/python3"))
+    assert any("listdir" in o for p, o in ops.items() if p.startswith("/usr/lib/python3"))
+    assert "clone3" in doc["syscalls"] or "clone" in doc["syscalls"]
+    assert_clean(tmp_path, [init])
