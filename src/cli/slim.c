@@ -3,14 +3,18 @@
  * and prints the before/after table (or the report JSON with --json). All logic is in the
  * library; this file only parses and prints.
  */
+#include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "cli.h"
 #include "slim/probe.h"
+#include "sandbox/sandbox.h"
 #include "slim/slim.h"
 #include "util/progress.h"
 
@@ -220,6 +224,70 @@ static void print_table(json_t *r, int ok)
     }
 }
 
+static int run_slim(slim_cli *c)
+{
+    if (c->json) es_progress_enable(0);
+    es_progress *prog = es_progress_new("slim", 0);
+    c->o.on_stage = on_stage;
+    c->o.stage_arg = prog;
+    es_error err = {0};
+    json_t *report = NULL;
+    int r = es_slim(&c->o, &report, &err);
+    es_progress_done(prog);
+    if (c->json && report) {
+        char *s = json_dumps(report, JSON_INDENT(2) | JSON_SORT_KEYS);
+        printf("%s\n", s);
+        free(s);
+    } else if (report && (r == 0 || err.code == ES_EVERIFY || err.code == ES_ELARGER)) {
+        print_table(report, r == 0);
+    }
+    json_decref(report);
+    fflush(stdout);
+    return r < 0 ? cli_fail("slim", &err) : 0;
+}
+
+static volatile sig_atomic_t child_pid;
+
+static void forward_signal(int sig)
+{
+    if (child_pid > 0) kill(child_pid, sig);
+}
+
+/* The work runs in a child whose TMPDIR is a directory we own: whatever way the child ends
+ * (Ctrl-C, kill), we remove that directory, so no unpacked image is left behind. */
+static int run_slim_guarded(slim_cli *c)
+{
+    const char *base = getenv("TMPDIR");
+    char *dir = es_xasprintf("%s/edgeslim-slim-run-XXXXXX", base && *base ? base : "/var/tmp");
+    if (!mkdtemp(dir)) {
+        es_error err = {0};
+        es_err_sys(&err, ES_EIO, "%s: cannot create a temporary directory", dir);
+        free(dir);
+        return cli_fail("slim", &err);
+    }
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        setenv("TMPDIR", dir, 1);
+        _exit(run_slim(c));
+    }
+    int rc = ES_EFAIL;
+    if (pid > 0) {
+        child_pid = pid;
+        struct sigaction sa = {0};
+        sa.sa_handler = forward_signal;
+        int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
+        for (size_t i = 0; i < 4; i++) sigaction(sigs[i], &sa, NULL);
+        int st = 0;
+        while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {}
+        rc = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        if (WIFSIGNALED(st)) fprintf(stderr, "edgeslim slim: interrupted (signal %d); temporary files removed, nothing written\n", WTERMSIG(st));
+    }
+    es_remove_tree(dir, NULL);
+    free(dir);
+    return rc;
+}
+
 int cmd_slim(int argc, char **argv)
 {
     slim_cli c;
@@ -233,23 +301,7 @@ int cmd_slim(int argc, char **argv)
         c.o.probes = c.probes;
         c.o.n_probes = c.n_probes;
         c.o.rules = &c.rules;
-        if (c.json) es_progress_enable(0);
-        es_progress *prog = es_progress_new("slim", 0);
-        c.o.on_stage = on_stage;
-        c.o.stage_arg = prog;
-        es_error err = {0};
-        json_t *report = NULL;
-        int r = es_slim(&c.o, &report, &err);
-        es_progress_done(prog);
-        if (c.json && report) {
-            char *s = json_dumps(report, JSON_INDENT(2) | JSON_SORT_KEYS);
-            printf("%s\n", s);
-            free(s);
-        } else if (report && (r == 0 || err.code == ES_EVERIFY || err.code == ES_ELARGER)) {
-            print_table(report, r == 0);
-        }
-        json_decref(report);
-        rc = r < 0 ? cli_fail("slim", &err) : 0;
+        rc = run_slim_guarded(&c);
     }
     es_rules_free(&c.rules);
     free(c.probes);

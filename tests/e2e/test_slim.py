@@ -398,3 +398,26 @@ def test_exclude_of_a_needed_file_is_caught_even_without_http_probe(work):
     assert p.returncode == 9, err
     assert "/etc/nginx/modules-enabled/50-mod-http-echo.conf" in err, err
     assert not os.path.exists(dst)
+
+
+def test_sigterm_cleans_up(work):
+    """Killing slim mid-run (here while a probe waits for readiness) leaves no temporary files,
+    no container and no output."""
+    tmp = work / "tmpdir"
+    tmp.mkdir()
+    dst = str(work / "interrupted.tar")
+    env = dict(os.environ, TMPDIR=str(tmp))
+    p = subprocess.Popen([bin_path("edgeslim"), "slim", fixtures.image("nginx"), "-o", f"docker-archive:{dst}",
+                          "--probe", "tcp://127.0.0.1:9999", "--probe-timeout", "120"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not descendants_in_other_netns(p.pid):
+        time.sleep(0.2)
+    assert descendants_in_other_netns(p.pid), "the traced container never started"
+    p.send_signal(signal.SIGTERM)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 128 + signal.SIGTERM, err
+    assert b"nothing written" in err
+    assert os.listdir(tmp) == []
+    assert not os.path.exists(dst)
+    assert not descendants_in_other_netns(p.pid)
