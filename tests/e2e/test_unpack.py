@@ -246,3 +246,43 @@ def test_help_and_usage():
     assert b"Usage: edgeslim unpack IMAGE DIR" in p.stdout
     assert run_es("unpack", check=False).returncode == 2
     assert run_es("unpack", "--bogus", "a", "b", check=False).returncode == 2
+
+
+def test_platform_choice(tmp_path):
+    """A two-platform index: the host's by default, the other with --platform, exit 7 for one
+    the index lacks."""
+    layout = str(tmp_path / "img")
+    entries = []
+    for arch in ("amd64", "arm64"):
+        layer = gz(tar_of(("arch", "file", arch)))
+        diff_id = "sha256:" + hashlib.sha256(gzip.decompress(layer)).hexdigest()
+        config = json.dumps({"architecture": arch, "os": "linux",
+                             "rootfs": {"type": "layers", "diff_ids": [diff_id]}}).encode()
+        manifest = json.dumps({
+            "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                       "digest": _blob(layout, config), "size": len(config)},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                        "digest": _blob(layout, layer), "size": len(layer)}]}).encode()
+        entries.append({"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                        "digest": _blob(layout, manifest), "size": len(manifest),
+                        "platform": {"os": "linux", "architecture": arch}})
+    index = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+                        "manifests": entries}).encode()
+    inner = _blob(layout, index)
+    with open(os.path.join(layout, "index.json"), "w") as f:
+        json.dump({"schemaVersion": 2, "manifests": [{
+            "mediaType": "application/vnd.oci.image.index.v1+json", "digest": inner,
+            "size": len(index), "annotations": {"org.opencontainers.image.ref.name": "latest"}}]}, f)
+    with open(os.path.join(layout, "oci-layout"), "w") as f:
+        f.write('{"imageLayoutVersion":"1.0.0"}')
+    host = host_arch()
+    if host in ("amd64", "arm64"):
+        run_es("unpack", f"oci:{layout}:latest", tmp_path / "host")
+        assert (tmp_path / "host" / "arch").read_text() == host
+    for arch in ("amd64", "arm64"):
+        run_es("unpack", "--platform", f"linux/{arch}", f"oci:{layout}:latest", tmp_path / arch)
+        assert (tmp_path / arch / "arch").read_text() == arch
+    p = run_es("unpack", "--platform", "linux/s390x", f"oci:{layout}:latest", tmp_path / "none", check=False)
+    assert p.returncode == 7, p.stderr
+    assert not (tmp_path / "none").exists()
