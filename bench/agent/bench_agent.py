@@ -1,0 +1,243 @@
+"""edgeagent benchmarks, side by side in one run on this machine (bench/agent/, run by hand or from
+bench/run-all.sh): start-to-ready, RSS/PSS idle and under load with the uplink connected, durable
+ingest records/s per fsync policy next to mosquitto_pub -> mosquitto -> mosquitto_sub as a ceiling,
+memory while a 1 GB backlog sits in the spool, and collectd (Debian, network plugin) as a
+footprint peer when installed.
+
+Usage: bench_agent.py BIN_DIR [--quick] [--backlog-gb N]
+  --quick: 10 s memory sampling instead of 60 s, 3 s load runs instead of 10 s.
+Prints a Markdown table; targets from shared/docs/TARGETS.md are in the last column.
+"""
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def mem_kb(pid):
+    """(RSS, PSS) in kB from /proc/PID/smaps_rollup."""
+    rss = pss = 0
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        for line in f:
+            if line.startswith("Rss:"):
+                rss = int(line.split()[1])
+            elif line.startswith("Pss:"):
+                pss = int(line.split()[1])
+    return rss, pss
+
+
+def sample_mem(pid, seconds, every=1.0):
+    rs, ps = [], []
+    end = time.time() + seconds
+    while time.time() < end:
+        r, p = mem_kb(pid)
+        rs.append(r)
+        ps.append(p)
+        time.sleep(every)
+    return statistics.median(rs), statistics.median(ps), max(rs)
+
+
+def get(port, path):
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
+        return r.status, r.read()
+
+
+class Broker:
+    def __init__(self, work):
+        self.port = free_port()
+        conf = os.path.join(work, "mosquitto.conf")
+        with open(conf, "w") as f:
+            f.write(f"listener {self.port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 0\n")
+        self.p = subprocess.Popen(["mosquitto", "-c", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(0.3)
+
+    def stop(self):
+        self.p.terminate()
+        self.p.wait()
+
+
+def start_agent(binary, work, port, extra=(), wait=True):
+    spool = os.path.join(work, "spool")
+    t0 = time.perf_counter()
+    p = subprocess.Popen([binary, "--allow-root", "--spool", spool, "--port", f"127.0.0.1:{port}", *extra],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if wait:
+        while True:
+            try:
+                s = socket.create_connection(("127.0.0.1", port), timeout=0.5)
+                s.sendall(b"GET /ready HTTP/1.1\r\nConnection: close\r\n\r\n")
+                if s.recv(64).startswith(b"HTTP/1.1 200"):
+                    s.close()
+                    break
+                s.close()
+            except OSError:
+                pass
+            if p.poll() is not None:
+                raise RuntimeError("agent exited")
+            time.sleep(0.001)
+    return p, (time.perf_counter() - t0) * 1000
+
+
+def stop(p):
+    p.send_signal(signal.SIGTERM)
+    p.wait(timeout=30)
+
+
+def loadgen(port, secs, conns=4, batch=2000):
+    out = subprocess.run([sys.executable, os.path.join(HERE, "loadgen.py"), str(port), str(secs), str(conns),
+                          str(batch)], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)
+
+
+def mosquitto_ceiling(n=100000):
+    """Messages/s from mosquitto_pub (QoS 1, from a file) to a subscriber through mosquitto."""
+    work = tempfile.mkdtemp()
+    b = Broker(work)
+    path = os.path.join(work, "lines")
+    with open(path, "w") as f:
+        for i in range(n):
+            f.write('{"measurement":"env","tags":{"device":"d%d"},"fields":{"temp":%d}}\n' % (i % 10, i))
+    sub = subprocess.Popen(["mosquitto_sub", "-p", str(b.port), "-t", "bench", "-q", "1", "-C", str(n)],
+                           stdout=subprocess.DEVNULL)
+    time.sleep(0.3)
+    t0 = time.perf_counter()
+    pub = subprocess.Popen(["mosquitto_pub", "-p", str(b.port), "-t", "bench", "-q", "1", "-l"],
+                           stdin=open(path), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        sub.wait(timeout=60)
+        dt = time.perf_counter() - t0
+        got = n
+    except subprocess.TimeoutExpired:
+        sub.kill()
+        dt, got = 60, None
+    pub.wait()
+    b.stop()
+    shutil.rmtree(work, ignore_errors=True)
+    return (got / dt) if got else None
+
+
+def backlog(binary, gb, port):
+    """Fills a spool to `gb` GB without an uplink, then restarts the agent on it; RSS all along."""
+    work = tempfile.mkdtemp(dir="/var/tmp")
+    p, _ = start_agent(binary, work, port, ["--fsync", "none", "--set", f"spool.max_bytes={gb + 1}GiB",
+                                            "--set", "spool.segment_bytes=64MiB"])
+    body = json.dumps([{"id": i, "pad": "x" * 900} for i in range(500)]).encode()
+    target = gb * (1 << 30)
+    rss_fill = []
+    import http.client
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    while True:
+        c.request("POST", "/v1/ingest", body)
+        r = c.getresponse()
+        r.read()
+        h = json.loads(get(port, "/health")[1])
+        if len(rss_fill) % 50 == 0:
+            rss_fill.append(mem_kb(p.pid)[0])
+        else:
+            rss_fill.append(rss_fill[-1])
+        if h["spool"]["bytes"] >= target:
+            break
+    c.close()
+    stop(p)
+    p, ready_ms = start_agent(binary, work, port)
+    rss_after, pss_after, _ = sample_mem(p.pid, 5)
+    stop(p)
+    shutil.rmtree(work, ignore_errors=True)
+    return max(rss_fill), rss_after, pss_after, ready_ms
+
+
+def collectd_footprint(seconds):
+    if not shutil.which("collectd"):
+        return None
+    work = tempfile.mkdtemp()
+    conf = os.path.join(work, "collectd.conf")
+    with open(conf, "w") as f:
+        f.write(f'BaseDir "{work}"\nPIDFile "{work}/collectd.pid"\nInterval 10\n'
+                'LoadPlugin cpu\nLoadPlugin memory\nLoadPlugin load\nLoadPlugin interface\nLoadPlugin df\n'
+                'LoadPlugin network\n<Plugin network>\n  Server "127.0.0.1" "25826"\n</Plugin>\n')
+    p = subprocess.Popen(["collectd", "-f", "-C", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(2)
+    try:
+        return sample_mem(p.pid, seconds)
+    finally:
+        p.terminate()
+        p.wait()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def main():
+    binary = os.path.join(sys.argv[1] if len(sys.argv) > 1 else "build/bin", "edgeagent")
+    quick = "--quick" in sys.argv
+    gb = float(sys.argv[sys.argv.index("--backlog-gb") + 1]) if "--backlog-gb" in sys.argv else 1.0
+    mem_secs, load_secs = (10, 3) if quick else (60, 10)
+    rows = []
+    work = tempfile.mkdtemp()
+    broker = Broker(work)
+    up = ["--uplink", f"mqtt://127.0.0.1:{broker.port}/bench"]
+
+    times = []
+    for i in range(20):
+        w = tempfile.mkdtemp()
+        p, ms = start_agent(binary, w, free_port(), up)
+        times.append(ms)
+        stop(p)
+        shutil.rmtree(w, ignore_errors=True)
+    rows.append(("start to ready (median of 20, ms)", f"{statistics.median(times):.1f}", "<= 50"))
+
+    port = free_port()
+    p, _ = start_agent(binary, work, port, up)
+    time.sleep(1)
+    rss, pss, _ = sample_mem(p.pid, mem_secs)
+    rows.append((f"idle, uplink connected: RSS / PSS (median, {mem_secs} s), kB", f"{rss:.0f} / {pss:.0f}",
+                 "RSS <= 4096, PSS <= 2048"))
+    stop(p)
+
+    for pol in ("batch", "always", "none"):
+        shutil.rmtree(os.path.join(work, "spool"), ignore_errors=True)
+        port = free_port()
+        p, _ = start_agent(binary, work, port, up + ["--fsync", pol])
+        r = loadgen(port, load_secs)
+        rss_load = mem_kb(p.pid)
+        rows.append((f"ingest, fsync={pol}: records/s acknowledged (RSS kB after)", f"{r['rate']} ({rss_load[0]})",
+                     ">= 50000 (batch)"))
+        stop(p)
+    ceiling = mosquitto_ceiling()
+    rows.append(("ceiling: mosquitto_pub -> mosquitto -> sub, messages/s (QoS 1)",
+                 f"{ceiling:.0f}" if ceiling else "did not finish (mosquitto_pub -l loses its queue)", "-"))
+    broker.stop()
+    shutil.rmtree(work, ignore_errors=True)
+
+    if gb > 0:
+        fill_max, rss_after, pss_after, ready_ms = backlog(binary, gb, free_port())
+        rows.append((f"{gb:g} GB backlog: max RSS while filling / RSS, PSS after restart on it (kB)",
+                     f"{fill_max} / {rss_after:.0f}, {pss_after:.0f}", "flat"))
+        rows.append((f"start to ready with a {gb:g} GB backlog (ms)", f"{ready_ms:.1f}", "<= 50"))
+    cd = collectd_footprint(mem_secs)
+    rows.append(("collectd 5 plugins + network: RSS / PSS (median), kB",
+                 f"{cd[0]:.0f} / {cd[1]:.0f}" if cd else "not installed (apt-get install collectd-core)",
+                 "peer: 3.2 MB / 1.7 MB"))
+
+    print("| measure | edgeagent | target |\n|---|---|---|")
+    for r in rows:
+        print(f"| {r[0]} | {r[1]} | {r[2]} |")
+
+
+if __name__ == "__main__":
+    main()
