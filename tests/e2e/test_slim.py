@@ -421,3 +421,21 @@ def test_sigterm_cleans_up(work):
     assert os.listdir(tmp) == []
     assert not os.path.exists(dst)
     assert not descendants_in_other_netns(p.pid)
+
+
+def test_healthcheck_program_is_kept(work):
+    """The config's HEALTHCHECK is kept, so what it runs is kept too (here a shell and cat)."""
+    hc = {"Test": ["CMD-SHELL", "cat /var/www/html/index.html >/dev/null"], "Interval": 30000000000}
+    img = derived_image(work, fixtures.image("nginx"), "nginx-hc", lambda c: c["config"].update(Healthcheck=hc))
+    dst = str(work / "nginx-hc-slim.tar")
+    slim(img, dst, "--probe", "http://127.0.0.1:80/")
+    config, members = layer_members(dst)
+    assert config["config"]["Healthcheck"] == hc
+    assert "usr/bin/cat" in members and "usr/bin/dash" in members and "usr/bin/sh" in members
+    assert config["config"]["Cmd"] == ["nginx", "-g", "daemon off;"]
+    assert config["config"]["StopSignal"] == "SIGQUIT"
+    assert config["config"]["ExposedPorts"] == {"80/tcp": {}}
+    labels = config["config"]["Labels"]
+    assert labels["io.edgeslim.slim.verified"] == "true"
+    assert float(labels["io.edgeslim.slim.reduction-percent"]) > 90
+    assert len(config["history"]) == 1 and config["history"][0]["created_by"].startswith("edgeslim slim")

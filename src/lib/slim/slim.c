@@ -201,6 +201,30 @@ static void keep_arg_files(slim_ctx *c, es_error *err)
     }
 }
 
+/* A HEALTHCHECK runs inside the image too: its program (and for CMD-SHELL, /bin/sh and the first
+ * word of the command) belongs to the static closure, or the kept healthcheck would break. */
+static int keep_healthcheck(slim_ctx *c, es_error *err)
+{
+    json_t *inner = json_object_get(c->img->config, "config");
+    json_t *test = json_object_get(json_object_get(inner, "Healthcheck"), "Test");
+    const char *kind = json_string_value(json_array_get(test, 0));
+    if (!kind || json_array_size(test) < 2) return 0;
+    char *prog = NULL;
+    if (!strcmp(kind, "CMD")) {
+        prog = es_xstrdup(json_string_value(json_array_get(test, 1)) ? json_string_value(json_array_get(test, 1)) : "");
+    } else if (!strcmp(kind, "CMD-SHELL")) {
+        if (es_closure_add(c->closure, "/bin/sh", c->ks, ES_KEEP_STATIC, err) < 0) return -1;
+        char **words = es_split_command(json_string_value(json_array_get(test, 1)) ? json_string_value(json_array_get(test, 1)) : "");
+        prog = words[0] ? es_xstrdup(words[0]) : NULL;
+        es_strv_free(words);
+    }
+    char *path = prog && *prog ? es_closure_which(c->closure, prog, c->run.workdir) : NULL;
+    int rc = path ? es_closure_add(c->closure, path, c->ks, ES_KEEP_STATIC, err) : 0;
+    free(path);
+    free(prog);
+    return rc < 0 ? -1 : 0;
+}
+
 static int static_closure(slim_ctx *c, es_error *err)
 {
     stage(c, "closure");
@@ -214,6 +238,7 @@ static int static_closure(slim_ctx *c, es_error *err)
     if (rc < 0) return -1;
     keep_arg_files(c, err);
     if (err && err->code) return -1;
+    if (keep_healthcheck(c, err) < 0) return -1;
     if (c->run.workdir && *c->run.workdir)
         es_rootfs_keep(c->root, c->run.workdir, c->ks, ES_KEEP_STATIC, NULL, NULL);
     stage_end(c, "closure");
