@@ -212,6 +212,16 @@ static void test_persistent_session_queues_while_away(void **state)
     assert_true(test_run_until(l, has_received, &sub, 10000));
     assert_int_equal(sub.session_present, 1);
     assert_int_equal(sub.received_distinct, 64);
+    test_run_until(l, NULL, NULL, 200); /* our PUBACKs reach the broker */
+
+    /* every message was PUBACKed: a second resume of the session redelivers nothing */
+    ea_mqtt_client_disconnect(sub.c);
+    uint64_t before = sub.received;
+    ea_mqtt_client_start(sub.c);
+    assert_true(test_run_until(l, is_connected, &sub, 5000));
+    test_run_until(l, NULL, NULL, 300);
+    assert_int_equal(sub.session_present, 1);
+    assert_int_equal(sub.received, before);
 
     ea_mqtt_client_free(pub.c);
     ea_mqtt_client_free(sub.c);
