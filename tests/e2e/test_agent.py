@@ -624,3 +624,25 @@ def test_no_remote_init_ignores_control(work, broker):
         assert agent.health()["config_version"] == -1
     finally:
         agent.stop()
+
+
+def test_mqtt_device_topics_input(work, broker):
+    sub = Subscriber(broker, "edge/data")
+    cfg = os.path.join(work, "agent.yaml")
+    with open(cfg, "w") as f:
+        f.write(f"mqtt_in:\n  url: mqtt://127.0.0.1:{broker.port}\n  topics: [\"devices/+/telemetry\"]\n")
+    agent = Agent(work, uplink(broker) + ["--set", "agent.device_id=gw1"], config=cfg)
+    agent.start()
+    try:
+        time.sleep(0.5)  # subscribed
+        subprocess.run(["mosquitto_pub", "-p", str(broker.port), "-t", "devices/d7/telemetry", "-q", "1",
+                        "-m", '[{"id": 1, "temp": 21.5}, {"id": 2, "temp": 22}]'], check=True)
+        subprocess.run(["mosquitto_pub", "-p", str(broker.port), "-t", "devices/d7/telemetry", "-q", "1",
+                        "-m", "not json"], check=True)
+        wait_for(lambda: {1, 2} <= set(by_id(sub.records())), 10, "device records on the uplink topic")
+        r = by_id(sub.records())[1][0]
+        assert r["source"] == "mqtt" and r["tags"]["topic"] == "devices/d7/telemetry"
+        wait_for(lambda: agent.metric("records_rejected_total") == 1, 5, "the bad message counted")
+    finally:
+        agent.stop()
+        sub.stop()
