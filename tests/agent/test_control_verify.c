@@ -24,8 +24,7 @@ static void run(const char *cmd)
 {
     char full[1024];
     snprintf(full, sizeof full, "cd '%s' && %s", dir, cmd);
-    if (system(full) != 0)
-        fail_msg("command failed: %s", cmd);
+    if (system(full) != 0) fail_msg("command failed: %s", cmd);
 }
 
 static size_t read_file(const char *name, unsigned char *buf, size_t cap)
@@ -48,8 +47,7 @@ static int setup(void **state)
 {
     (void)state;
     snprintf(dir, sizeof dir, "/tmp/ea-verify-XXXXXX");
-    if (!mkdtemp(dir))
-        return -1;
+    if (!mkdtemp(dir)) return -1;
     char path[128];
     path_of(path, sizeof path, "payload.json");
     FILE *f = fopen(path, "wb");
@@ -90,7 +88,8 @@ static char *b64(const unsigned char *p, size_t n)
 }
 
 /* {"payload": b64(payload_bytes), "signature": b64(sig)} */
-static char *document(const unsigned char *pl, size_t pl_len, const unsigned char *sig, size_t sig_len)
+static char *document(const unsigned char *pl, size_t pl_len, const unsigned char *sig,
+                      size_t sig_len)
 {
     char *a = b64(pl, pl_len), *b = b64(sig, sig_len);
     size_t n = strlen(a) + strlen(b) + 64;
@@ -125,12 +124,12 @@ static void test_valid_signature_accepted(void **state)
     assert_int_equal(sl, 64);
     char *doc = document((const unsigned char *)payload, strlen(payload), sig, sl);
     char err[256] = "";
-    if (verify(doc, key, err, sizeof err) != 0)
-        fail_msg("refused: %s", err);
+    if (verify(doc, key, err, sizeof err) != 0) fail_msg("refused: %s", err);
     /* unknown members are ignored (not signed), member order does not matter */
     char *swapped = malloc(strlen(doc) + 64);
     char *a = b64((const unsigned char *)payload, strlen(payload)), *b = b64(sig, sl);
-    sprintf(swapped, "{\"note\":{\"x\":[1,2,\"}\"]},\"signature\":\"%s\",\"payload\":\"%s\"}", b, a);
+    sprintf(swapped, "{\"note\":{\"x\":[1,2,\"}\"]},\"signature\":\"%s\",\"payload\":\"%s\"}", b,
+            a);
     assert_int_equal(verify(swapped, key, err, sizeof err), 0);
     free(a);
     free(b);
@@ -198,8 +197,7 @@ static void test_malformed_documents_refused(void **state)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         snprintf(doc, sizeof doc, cases[i].fmt, pl, sg);
         err[0] = '\0';
-        if (verify(doc, key, err, sizeof err) != -1)
-            fail_msg("case %zu accepted: %s", i, doc);
+        if (verify(doc, key, err, sizeof err) != -1) fail_msg("case %zu accepted: %s", i, doc);
         if (!strstr(err, cases[i].why))
             fail_msg("case %zu: \"%s\" lacks \"%s\"", i, err, cases[i].why);
     }

@@ -1,7 +1,7 @@
 /*
  * test_http_out.c: the HTTP batch output against a real HTTP server (python3's http.server, started
- * by the test) that gunzips and parses every body, checks the bearer token, and answers 200, 500 for
- * the first K requests, or 200 after a delay, depending on the request path. Proves: bodies are
+ * by the test) that gunzips and parses every body, checks the bearer token, and answers 200, 500
+ * for the first K requests, or 200 after a delay, depending on the request path. Proves: bodies are
  * gzip'd JSON arrays, batches respect batch_max, records are acked only after a 2xx, failed batches
  * are retried with backoff, nothing is offered while a batch is pending.
  */
@@ -26,11 +26,13 @@ static const char server_py[] =
     "    def log_message(self, *a): pass\n"
     "    def reply(self, code, text):\n"
     "        b = text.encode(); self.send_response(code)\n"
-    "        self.send_header('Content-Length', str(len(b))); self.end_headers(); self.wfile.write(b)\n"
+    "        self.send_header('Content-Length', str(len(b))); self.end_headers(); "
+    "self.wfile.write(b)\n"
     "    def do_POST(self):\n"
     "        body = self.rfile.read(int(self.headers['Content-Length']))\n"
     "        enc = self.headers.get('Content-Encoding', '')\n"
-    "        if self.headers.get('Authorization') != 'Bearer s3cret': return self.reply(401, 'token')\n"
+    "        if self.headers.get('Authorization') != 'Bearer s3cret': return self.reply(401, "
+    "'token')\n"
     "        if enc == 'gzip': body = gzip.decompress(body)\n"
     "        recs = json.loads(body)\n"
     "        if not isinstance(recs, list): return self.reply(400, 'not an array')\n"
@@ -43,7 +45,8 @@ static const char server_py[] =
     "            if path == '/fail': return self.reply(500, 'down')\n"
     "        if path == '/slow': time.sleep(1.0)\n"
     "        with lock, open(logpath, 'a') as f:\n"
-    "            f.write(json.dumps({'enc': enc, 'n': len(recs), 'ids': [r['id'] for r in recs]}) + '\\n')\n"
+    "            f.write(json.dumps({'enc': enc, 'n': len(recs), 'ids': [r['id'] for r in recs]}) "
+    "+ '\\n')\n"
     "        self.reply(200, 'ok')\n"
     "ThreadingHTTPServer(('127.0.0.1', port), H).serve_forever()\n";
 
@@ -94,20 +97,16 @@ static void server_received(server *s, int *batches, int *records, int *all_gzip
     *batches = *records = *max_batch = 0;
     *all_gzip = 1;
     FILE *f = fopen(s->log, "r");
-    if (!f)
-        return;
+    if (!f) return;
     char line[65536];
     while (fgets(line, sizeof line, f)) {
         int n = 0;
         char *p = strstr(line, "\"n\": ");
-        if (p)
-            n = atoi(p + 5);
+        if (p) n = atoi(p + 5);
         (*batches)++;
         *records += n;
-        if (n > *max_batch)
-            *max_batch = n;
-        if (!strstr(line, "\"enc\": \"gzip\""))
-            *all_gzip = 0;
+        if (n > *max_batch) *max_batch = n;
+        if (!strstr(line, "\"enc\": \"gzip\"")) *all_gzip = 0;
     }
     fclose(f);
 }
@@ -150,8 +149,7 @@ static void drv_idle(ea_loop *l, void *arg)
     driver *d = arg;
     if (d->next < d->total) {
         size_t taken = d->ops->offer(d->out, d->recs + d->next, d->total - d->next);
-        if (taken == 0 && d->next > 0)
-            d->offers_refused_while_pending++;
+        if (taken == 0 && d->next > 0) d->offers_refused_while_pending++;
         d->next += taken;
     }
 }
@@ -173,12 +171,16 @@ static driver *driver_new(ea_loop *l, int port, const char *path, size_t total, 
     }
     char url[128];
     snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
-    ea_output_config cfg = {.url = url, .bearer_token = "s3cret", .batch_max = 256, .gzip = gzip, .backoff_min_ms = 50, .backoff_max_ms = 200};
+    ea_output_config cfg = {.url = url,
+                            .bearer_token = "s3cret",
+                            .batch_max = 256,
+                            .gzip = gzip,
+                            .backoff_min_ms = 50,
+                            .backoff_max_ms = 200};
     ea_output_events ev = {drv_acked, drv_state, NULL, d};
     char err[256];
     d->out = ea_output_http.create(&cfg, l, &ev, err, sizeof err);
-    if (!d->out)
-        fail_msg("create: %s", err);
+    if (!d->out) fail_msg("create: %s", err);
     ea_loop_set_idle(l, drv_idle, d);
     return d;
 }
@@ -240,10 +242,10 @@ static void test_500_is_not_an_ack_and_is_retried(void **state)
     driver *d = driver_new(l, s.port, "/fail", 10, 1);
     test_run_until(l, NULL, NULL, 1000);
     assert_int_equal(d->acked, 0);
-    assert_int_equal(d->next, 10);               /* one batch taken ... */
+    assert_int_equal(d->next, 10); /* one batch taken ... */
     uint64_t retries, reconnects;
     d->ops->stats(d->out, &retries, &reconnects);
-    assert_true(retries >= 2);                   /* ... and re-sent after each 500 */
+    assert_true(retries >= 2); /* ... and re-sent after each 500 */
     assert_false(d->ops->connected(d->out));
     driver_free(l, d);
 
@@ -256,7 +258,8 @@ static void test_500_is_not_an_ack_and_is_retried(void **state)
     assert_int_equal(d->ups, 1); /* back up once the held batch got its 2xx */
     int batches, records, all_gzip, max_batch;
     server_received(&s, &batches, &records, &all_gzip, &max_batch);
-    assert_int_equal(records, 10); /* the failed attempts were not logged by the server as delivered */
+    assert_int_equal(records,
+                     10); /* the failed attempts were not logged by the server as delivered */
     driver_free(l, d);
     ea_loop_free(l);
     server_stop(&s);

@@ -36,7 +36,8 @@ static __attribute__((unused)) int test_free_port(void)
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t l = sizeof sa;
-    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || getsockname(fd, (struct sockaddr *)&sa, &l) < 0)
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 ||
+        getsockname(fd, (struct sockaddr *)&sa, &l) < 0)
         abort();
     close(fd);
     return ntohs(sa.sin_port);
@@ -45,7 +46,9 @@ static __attribute__((unused)) int test_free_port(void)
 static __attribute__((unused)) int test_port_open(int port)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     int ok = connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
     close(fd);
     return ok;
@@ -62,16 +65,16 @@ static __attribute__((unused)) int test_broker_start(test_broker *b, const char 
 {
     if (b->dir[0] == '\0') {
         snprintf(b->dir, sizeof b->dir, "/tmp/ea-broker-XXXXXX");
-        if (!mkdtemp(b->dir))
-            return -1;
+        if (!mkdtemp(b->dir)) return -1;
         b->port = test_free_port();
     }
     snprintf(b->conf, sizeof b->conf, "%s/mosquitto.conf", b->dir);
     FILE *f = fopen(b->conf, "w");
-    if (!f)
-        return -1;
-    fprintf(f, "user root\npersistence false\nlog_dest stderr\nlog_type error\nlog_type warning\nlog_type notice\n"
-               "max_queued_messages 100000\nlistener %d 127.0.0.1\nallow_anonymous true\n%s",
+    if (!f) return -1;
+    fprintf(f,
+            "user root\npersistence false\nlog_dest stderr\nlog_type error\nlog_type "
+            "warning\nlog_type notice\n"
+            "max_queued_messages 100000\nlistener %d 127.0.0.1\nallow_anonymous true\n%s",
             b->port, extra ? extra : "");
     fclose(f);
     char log[128];
@@ -86,8 +89,7 @@ static __attribute__((unused)) int test_broker_start(test_broker *b, const char 
         _exit(127);
     }
     for (int i = 0; i < 500; i++) {
-        if (test_port_open(b->port))
-            return 0;
+        if (test_port_open(b->port)) return 0;
         int st;
         if (waitpid(b->pid, &st, WNOHANG) == b->pid) {
             b->pid = 0;
@@ -113,8 +115,7 @@ static __attribute__((unused)) void test_broker_stop(test_broker *b)
     if (b->dir[0]) {
         char cmd[128];
         snprintf(cmd, sizeof cmd, "rm -rf '%s'", b->dir);
-        if (system(cmd) != 0)
-            fprintf(stderr, "cleanup of %s failed\n", b->dir);
+        if (system(cmd) != 0) fprintf(stderr, "cleanup of %s failed\n", b->dir);
         b->dir[0] = '\0';
     }
 }
@@ -151,16 +152,15 @@ static __attribute__((unused)) void test_waiter_deadline(ea_loop *l, void *arg)
 
 /* Runs the loop until pred(arg) is true (returns 1) or timeout_ms passes (returns 0). pred NULL:
  * just run for timeout_ms. */
-static __attribute__((unused)) int test_run_until(ea_loop *l, test_pred pred, void *arg, uint64_t timeout_ms)
+static __attribute__((unused)) int test_run_until(ea_loop *l, test_pred pred, void *arg,
+                                                  uint64_t timeout_ms)
 {
     test_waiter w = {pred, arg, 0, 0, 0, 0};
     w.tick_id = ea_loop_timer(l, 1, test_waiter_tick, &w);
     w.deadline_id = ea_loop_timer(l, timeout_ms, test_waiter_deadline, &w);
     ea_loop_run(l);
-    if (w.tick_id)
-        ea_loop_timer_cancel(l, w.tick_id);
-    if (w.deadline_id)
-        ea_loop_timer_cancel(l, w.deadline_id);
+    if (w.tick_id) ea_loop_timer_cancel(l, w.tick_id);
+    if (w.deadline_id) ea_loop_timer_cancel(l, w.deadline_id);
     return w.done;
 }
 

@@ -46,7 +46,8 @@ static void peer_acked(void *arg, uint64_t tag)
     ((peer *)arg)->acked++;
 }
 
-static void peer_message(void *arg, const char *topic, size_t topic_len, const void *payload, size_t len, int qos, int retain)
+static void peer_message(void *arg, const char *topic, size_t topic_len, const void *payload,
+                         size_t len, int qos, int retain)
 {
     (void)topic;
     (void)topic_len;
@@ -62,7 +63,8 @@ static void peer_message(void *arg, const char *topic, size_t topic_len, const v
     }
 }
 
-static ea_mqtt_client *peer_new(ea_loop *l, peer *p, int port, const char *id, int clean, const char *will_topic)
+static ea_mqtt_client *peer_new(ea_loop *l, peer *p, int port, const char *id, int clean,
+                                const char *will_topic)
 {
     memset(p, 0, sizeof *p);
     ea_mqtt_client_config cfg = {
@@ -82,8 +84,7 @@ static ea_mqtt_client *peer_new(ea_loop *l, peer *p, int port, const char *id, i
     ea_mqtt_client_events ev = {peer_connected, peer_disconnected, peer_acked, peer_message, p};
     char err[256];
     p->c = ea_mqtt_client_new(l, &cfg, &ev, err, sizeof err);
-    if (!p->c)
-        fail_msg("client: %s", err);
+    if (!p->c) fail_msg("client: %s", err);
     return p->c;
 }
 
@@ -97,8 +98,7 @@ static int is_connected(void *arg)
 static void peer_connect(ea_loop *l, peer *p)
 {
     ea_mqtt_client_start(p->c);
-    if (!test_run_until(l, is_connected, p, 5000))
-        fail_msg("not connected: %s", p->last_why);
+    if (!test_run_until(l, is_connected, p, 5000)) fail_msg("not connected: %s", p->last_why);
     test_run_until(l, NULL, NULL, 100);
 }
 
@@ -114,8 +114,7 @@ static void pump_idle(ea_loop *l, void *arg)
     char msg[32];
     while (pm->next < pm->total) {
         int n = snprintf(msg, sizeof msg, "m-%06u", pm->next);
-        if (!ea_mqtt_client_publish(pm->pub->c, "t/data", msg, (size_t)n, 1, 0, pm->next))
-            break;
+        if (!ea_mqtt_client_publish(pm->pub->c, "t/data", msg, (size_t)n, 1, 0, pm->next)) break;
         pm->next++;
     }
 }
@@ -145,7 +144,8 @@ static void test_publish_10k_qos1_window(void **state)
     int ok = test_run_until(l, pump_done, &pm, 60000);
     ea_loop_set_idle(l, NULL, NULL);
     if (!ok)
-        fail_msg("acked %llu received %llu of %d", (unsigned long long)pub.acked, (unsigned long long)sub.received_distinct, N_MSGS);
+        fail_msg("acked %llu received %llu of %d", (unsigned long long)pub.acked,
+                 (unsigned long long)sub.received_distinct, N_MSGS);
     assert_int_equal(pub.acked, N_MSGS);
     assert_int_equal(sub.received_distinct, N_MSGS);
     assert_int_equal(ea_mqtt_client_window_free(pub.c), 64); /* window empty again */
@@ -160,7 +160,8 @@ static void test_publish_10k_qos1_window(void **state)
     for (int i = 0; i < 100; i++)
         accepted += ea_mqtt_client_publish(pub.c, "t/data", "x", 1, 1, 0, (uint64_t)i);
     assert_int_equal(accepted, 64);
-    assert_int_equal(ea_mqtt_client_publish(pub.c, "t/data", "x", 1, 0, 0, 0), 1); /* QoS 0 needs no slot */
+    assert_int_equal(ea_mqtt_client_publish(pub.c, "t/data", "x", 1, 0, 0, 0),
+                     1); /* QoS 0 needs no slot */
 
     ea_mqtt_client_free(pub.c);
     ea_mqtt_client_free(sub.c);
@@ -289,7 +290,8 @@ static void test_last_will_retained_offline(void **state)
     test_run_until(l, NULL, NULL, 100);
     assert_string_equal(watcher.last_payload, "online");
 
-    ea_mqtt_client_abort(dev.c); /* socket closed without DISCONNECT: the broker publishes the will */
+    ea_mqtt_client_abort(
+        dev.c); /* socket closed without DISCONNECT: the broker publishes the will */
     assert_true(test_run_until(l, got_offline, &watcher, 5000));
 
     /* retained: a client subscribing later still sees "offline" with the retain flag */
@@ -314,7 +316,8 @@ static void test_keepalive_pings_keep_the_session(void **state)
     ea_loop *l = ea_loop_new();
     peer p;
     memset(&p, 0, sizeof p);
-    ea_mqtt_client_config cfg = {.host = "127.0.0.1", .port = (uint16_t)b.port, .client_id = "t-ka", .keepalive_s = 1};
+    ea_mqtt_client_config cfg = {
+        .host = "127.0.0.1", .port = (uint16_t)b.port, .client_id = "t-ka", .keepalive_s = 1};
     ea_mqtt_client_events ev = {peer_connected, peer_disconnected, peer_acked, peer_message, &p};
     char err[256];
     p.c = ea_mqtt_client_new(l, &cfg, &ev, err, sizeof err);
@@ -347,8 +350,13 @@ static void test_keepalive_detects_frozen_broker(void **state)
     ea_loop *l = ea_loop_new();
     peer p;
     memset(&p, 0, sizeof p);
-    ea_mqtt_client_config cfg = {.host = "127.0.0.1", .port = (uint16_t)b.port, .client_id = "t-frozen", .keepalive_s = 1,
-                                 .backoff_min_ms = 50, .backoff_max_ms = 200, .connect_timeout_ms = 500};
+    ea_mqtt_client_config cfg = {.host = "127.0.0.1",
+                                 .port = (uint16_t)b.port,
+                                 .client_id = "t-frozen",
+                                 .keepalive_s = 1,
+                                 .backoff_min_ms = 50,
+                                 .backoff_max_ms = 200,
+                                 .connect_timeout_ms = 500};
     ea_mqtt_client_events ev = {peer_connected, peer_disconnected, peer_acked, peer_message, &p};
     char err[256];
     p.c = ea_mqtt_client_new(l, &cfg, &ev, err, sizeof err);
@@ -383,7 +391,7 @@ static void test_broker_restart_reconnects_and_resends(void **state)
     peer_new(l, &p, b.port, "t-restart", 0, NULL);
     peer_connect(l, &p);
     publish_n(&p, 50);
-    test_broker_kill(&b, SIGKILL); /* before any of the 50 could be acknowledged */
+    test_broker_kill(&b, SIGKILL);      /* before any of the 50 could be acknowledged */
     test_run_until(l, NULL, NULL, 800); /* the client notices and retries with backoff */
     assert_false(ea_mqtt_client_connected(p.c));
     assert_true(p.disconnects >= 2); /* the lost connection + at least one refused retry */
@@ -417,8 +425,12 @@ static void test_credentials_checked_by_broker(void **state)
     ea_loop *l = ea_loop_new();
     peer p;
     memset(&p, 0, sizeof p);
-    ea_mqtt_client_config cfg = {.host = "127.0.0.1", .port = (uint16_t)b.port, .client_id = "t-auth",
-                                 .username = "edge", .password = "wrong", .backoff_min_ms = 5000};
+    ea_mqtt_client_config cfg = {.host = "127.0.0.1",
+                                 .port = (uint16_t)b.port,
+                                 .client_id = "t-auth",
+                                 .username = "edge",
+                                 .password = "wrong",
+                                 .backoff_min_ms = 5000};
     ea_mqtt_client_events ev = {peer_connected, peer_disconnected, peer_acked, peer_message, &p};
     char err[256];
     p.c = ea_mqtt_client_new(l, &cfg, &ev, err, sizeof err);

@@ -26,9 +26,9 @@ static void roundtrip(const ea_mqtt_packet *in, ea_mqtt_packet *out, uint8_t *bu
     char err[160] = "";
     size_t n = encode(in, buf, cap);
     assert_int_equal(ea_mqtt_frame(buf, n, cap, err, sizeof err), (long)n);
-    assert_int_equal(ea_mqtt_frame(buf, n - 1, cap, err, sizeof err), 0); /* one byte short: need more */
-    if (ea_mqtt_decode(buf, n, out, err, sizeof err) != 0)
-        fail_msg("decode failed: %s", err);
+    assert_int_equal(ea_mqtt_frame(buf, n - 1, cap, err, sizeof err),
+                     0); /* one byte short: need more */
+    if (ea_mqtt_decode(buf, n, out, err, sizeof err) != 0) fail_msg("decode failed: %s", err);
     assert_int_equal(out->type, in->type);
 }
 
@@ -113,7 +113,8 @@ static void test_publish_roundtrip(void **state)
 static void test_ack_types_roundtrip(void **state)
 {
     (void)state;
-    int types[] = {EA_MQTT_PUBACK, EA_MQTT_PUBREC, EA_MQTT_PUBREL, EA_MQTT_PUBCOMP, EA_MQTT_UNSUBACK};
+    int types[] = {EA_MQTT_PUBACK, EA_MQTT_PUBREC, EA_MQTT_PUBREL, EA_MQTT_PUBCOMP,
+                   EA_MQTT_UNSUBACK};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
         uint8_t buf[8];
         ea_mqtt_packet in = {.type = (uint8_t)types[i]}, out;
@@ -175,7 +176,8 @@ static void test_remaining_length_boundaries(void **state)
     static const struct {
         uint32_t value;
         size_t bytes;
-    } cases[] = {{0, 1}, {127, 1}, {128, 2}, {16383, 2}, {16384, 3}, {2097151, 3}, {2097152, 4}, {268435455, 4}};
+    } cases[] = {{0, 1},     {127, 1},     {128, 2},     {16383, 2},
+                 {16384, 3}, {2097151, 3}, {2097152, 4}, {268435455, 4}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         uint8_t b[4];
         size_t n = ea_mqtt_put_remaining(cases[i].value, b);
@@ -245,10 +247,8 @@ static void expect_refused(const uint8_t *pkt, size_t len, const char *why)
     memcpy(copy, pkt, len);
     int rc = ea_mqtt_decode(copy, len, &p, err, sizeof err);
     free(copy);
-    if (rc != -1)
-        fail_msg("hostile packet accepted (%s)", why);
-    if (!strstr(err, why))
-        fail_msg("error \"%s\" does not mention \"%s\"", err, why);
+    if (rc != -1) fail_msg("hostile packet accepted (%s)", why);
+    if (!strstr(err, why)) fail_msg("error \"%s\" does not mention \"%s\"", err, why);
 }
 
 static void test_hostile_packets(void **state)
@@ -312,13 +312,17 @@ static void test_hostile_packets(void **state)
     static const uint8_t suback_bad[] = {0x90, 0x03, 0x00, 0x01, 0x03};
     expect_refused(suback_bad, sizeof suback_bad, "SUBACK return code");
     /* CONNECT: wrong protocol name, level, reserved flag, password without user */
-    static const uint8_t conn_name[] = {0x10, 0x0c, 0x00, 0x04, 'M', 'Q', 'T', 'X', 0x04, 0x02, 0x00, 0x1e, 0x00, 0x00};
+    static const uint8_t conn_name[] = {0x10, 0x0c, 0x00, 0x04, 'M',  'Q',  'T',
+                                        'X',  0x04, 0x02, 0x00, 0x1e, 0x00, 0x00};
     expect_refused(conn_name, sizeof conn_name, "protocol name");
-    static const uint8_t conn_level[] = {0x10, 0x0c, 0x00, 0x04, 'M', 'Q', 'T', 'T', 0x05, 0x02, 0x00, 0x1e, 0x00, 0x00};
+    static const uint8_t conn_level[] = {0x10, 0x0c, 0x00, 0x04, 'M',  'Q',  'T',
+                                         'T',  0x05, 0x02, 0x00, 0x1e, 0x00, 0x00};
     expect_refused(conn_level, sizeof conn_level, "protocol level");
-    static const uint8_t conn_res[] = {0x10, 0x0c, 0x00, 0x04, 'M', 'Q', 'T', 'T', 0x04, 0x03, 0x00, 0x1e, 0x00, 0x00};
+    static const uint8_t conn_res[] = {0x10, 0x0c, 0x00, 0x04, 'M',  'Q',  'T',
+                                       'T',  0x04, 0x03, 0x00, 0x1e, 0x00, 0x00};
     expect_refused(conn_res, sizeof conn_res, "reserved connect flag");
-    static const uint8_t conn_pw[] = {0x10, 0x0c, 0x00, 0x04, 'M', 'Q', 'T', 'T', 0x04, 0x42, 0x00, 0x1e, 0x00, 0x00};
+    static const uint8_t conn_pw[] = {0x10, 0x0c, 0x00, 0x04, 'M',  'Q',  'T',
+                                      'T',  0x04, 0x42, 0x00, 0x1e, 0x00, 0x00};
     expect_refused(conn_pw, sizeof conn_pw, "password without user");
     /* PINGRESP with a body */
     static const uint8_t ping_body[] = {0xd0, 0x01, 0x00};
@@ -328,7 +332,8 @@ static void test_hostile_packets(void **state)
 static void test_utf8(void **state)
 {
     (void)state;
-    assert_true(ea_mqtt_utf8_valid((const uint8_t *)"h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x98\x80", 15));
+    assert_true(
+        ea_mqtt_utf8_valid((const uint8_t *)"h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x98\x80", 15));
     assert_false(ea_mqtt_utf8_valid((const uint8_t *)"\xed\xa0\x80", 3));     /* surrogate */
     assert_false(ea_mqtt_utf8_valid((const uint8_t *)"\xe0\x80\xaf", 3));     /* overlong */
     assert_false(ea_mqtt_utf8_valid((const uint8_t *)"\xf4\x90\x80\x80", 4)); /* > U+10FFFF */

@@ -41,8 +41,7 @@ static void c_acked(void *arg, uint64_t seq)
 static void c_state(void *arg, int up, const char *why)
 {
     (void)why;
-    if (up)
-        ((core *)arg)->ups++;
+    if (up) ((core *)arg)->ups++;
 }
 
 static void c_control(void *arg, const void *p, size_t len)
@@ -60,7 +59,8 @@ typedef struct watcher {
     int status_retain;
 } watcher;
 
-static void w_message(void *arg, const char *topic, size_t tl, const void *p, size_t len, int qos, int retain)
+static void w_message(void *arg, const char *topic, size_t tl, const void *p, size_t len, int qos,
+                      int retain)
 {
     (void)qos;
     watcher *w = arg;
@@ -90,7 +90,8 @@ static int w_up(void *arg)
 static void watcher_start(ea_loop *l, watcher *w, int port, const char *id)
 {
     memset(w, 0, sizeof *w);
-    ea_mqtt_client_config cfg = {.host = "127.0.0.1", .port = (uint16_t)port, .client_id = id, .clean_session = 1};
+    ea_mqtt_client_config cfg = {
+        .host = "127.0.0.1", .port = (uint16_t)port, .client_id = id, .clean_session = 1};
     ea_mqtt_client_events ev = {NULL, NULL, NULL, w_message, w};
     char err[256];
     w->c = ea_mqtt_client_new(l, &cfg, &ev, err, sizeof err);
@@ -107,8 +108,7 @@ static void core_idle(ea_loop *l, void *arg)
 {
     (void)l;
     core *c = arg;
-    if (c->next < N)
-        c->next += ea_output_mqtt.offer(c->out, c->recs + c->next, N - c->next);
+    if (c->next < N) c->next += ea_output_mqtt.offer(c->out, c->recs + c->next, N - c->next);
 }
 
 static int all_delivered(void *arg)
@@ -155,12 +155,12 @@ static void test_output_end_to_end(void **state)
     }
     char url[96];
     snprintf(url, sizeof url, "mqtt://127.0.0.1:%d/site/data", b.port);
-    ea_output_config cfg = {.url = url, .client_id = "out-test", .control_topic = "site/control", .max_inflight = 32};
+    ea_output_config cfg = {
+        .url = url, .client_id = "out-test", .control_topic = "site/control", .max_inflight = 32};
     ea_output_events ev = {c_acked, c_state, c_control, c};
     char err[256];
     c->out = ea_output_mqtt.create(&cfg, l, &ev, err, sizeof err);
-    if (!c->out)
-        fail_msg("create: %s", err);
+    if (!c->out) fail_msg("create: %s", err);
     assert_int_equal(ea_output_mqtt.offer(c->out, c->recs, N), 0); /* not connected yet */
 
     assert_true(test_run_until(l, got_online, &w, 5000));

@@ -38,8 +38,7 @@ static int setup(void **state)
 {
     (void)state;
     snprintf(dir, sizeof dir, "/tmp/ea-dns-XXXXXX");
-    if (!mkdtemp(dir))
-        return -1;
+    if (!mkdtemp(dir)) return -1;
     char p[128];
     path_of(p, sizeof p, "resolv.conf");
     FILE *f = fopen(p, "w");
@@ -47,10 +46,12 @@ static int setup(void **state)
     fclose(f);
     path_of(p, sizeof p, "hosts");
     f = fopen(p, "w");
-    fprintf(f, "# comment\n::1 ip6-only\n10.1.2.3   gateway.local gw  # trailing comment\n127.0.0.1 localhost\n");
+    fprintf(f, "# comment\n::1 ip6-only\n10.1.2.3   gateway.local gw  # trailing "
+               "comment\n127.0.0.1 localhost\n");
     fclose(f);
     char dns_hosts[160];
-    path_of(p, sizeof p, "dns-hosts"); /* dnsmasq's own data: a --cname target must come from a hosts file */
+    path_of(p, sizeof p,
+            "dns-hosts"); /* dnsmasq's own data: a --cname target must come from a hosts file */
     snprintf(dns_hosts, sizeof dns_hosts, "--addn-hosts=%s", p);
     f = fopen(p, "w");
     fprintf(f, "192.0.2.7 far.test\n");
@@ -61,9 +62,10 @@ static int setup(void **state)
         int fd = open("/dev/null", O_WRONLY);
         dup2(fd, 1);
         dup2(fd, 2);
-        execlp("dnsmasq", "dnsmasq", "--no-daemon", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
-               "--bind-interfaces", "--listen-address=" DNS_IP, "--port=53", "--user=root",
-               "--address=/broker.test/127.0.0.1", dns_hosts, "--cname=alias.test,far.test", (char *)NULL);
+        execlp("dnsmasq", "dnsmasq", "--no-daemon", "--conf-file=/dev/null", "--no-resolv",
+               "--no-hosts", "--bind-interfaces", "--listen-address=" DNS_IP, "--port=53",
+               "--user=root", "--address=/broker.test/127.0.0.1", dns_hosts,
+               "--cname=alias.test,far.test", (char *)NULL);
         _exit(127);
     }
     for (int i = 0; i < 300 && !dns_listening(); i++)
@@ -102,11 +104,11 @@ static void test_url_parsing(void **state)
     assert_int_equal(ea_url_parse("https://h", &u, err, sizeof err), 0);
     assert_int_equal(u.port, 443);
     assert_string_equal(u.path, "");
-    static const char *bad[] = {"ftp://h/x", "mqtt//h/x", "mqtt://:1883/t", "mqtt://h:0/t", "mqtt://h:65536/t",
-                                "mqtt://h:12a/t", "mqtt://user:pw@h/t", "http://[::1/x", "mqtt://h:/t"};
+    static const char *bad[] = {"ftp://h/x",          "mqtt//h/x",        "mqtt://:1883/t",
+                                "mqtt://h:0/t",       "mqtt://h:65536/t", "mqtt://h:12a/t",
+                                "mqtt://user:pw@h/t", "http://[::1/x",    "mqtt://h:/t"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-        if (ea_url_parse(bad[i], &u, err, sizeof err) == 0)
-            fail_msg("accepted %s", bad[i]);
+        if (ea_url_parse(bad[i], &u, err, sizeof err) == 0) fail_msg("accepted %s", bad[i]);
 }
 
 static void expect_ip(const char *host, const char *want)
@@ -142,7 +144,8 @@ static void test_dns_a_and_cname(void **state)
     path_of(hosts, sizeof hosts, "hosts");
     path_of(resolv, sizeof resolv, "resolv.conf");
     ea_addr a;
-    assert_int_equal(ea_tcp_resolve("ip6-only", 1, &a, hosts, resolv, err, sizeof err), -1); /* no IPv4 anywhere */
+    assert_int_equal(ea_tcp_resolve("ip6-only", 1, &a, hosts, resolv, err, sizeof err),
+                     -1); /* no IPv4 anywhere */
     assert_int_equal(ea_tcp_resolve("nothing.invalid", 1, &a, hosts, resolv, err, sizeof err), -1);
     assert_non_null(strstr(err, "nothing.invalid"));
     assert_int_equal(ea_tcp_resolve("bad..name", 1, &a, hosts, resolv, err, sizeof err), -1);
@@ -162,7 +165,11 @@ static void test_mqtt_connects_by_dns_name(void **state)
     path_of(hosts, sizeof hosts, "hosts");
     path_of(resolv, sizeof resolv, "resolv.conf");
     ea_loop *l = ea_loop_new();
-    ea_mqtt_client_config cfg = {.host = "broker.test", .port = (uint16_t)b.port, .client_id = "dns", .hosts_path = hosts, .resolv_path = resolv};
+    ea_mqtt_client_config cfg = {.host = "broker.test",
+                                 .port = (uint16_t)b.port,
+                                 .client_id = "dns",
+                                 .hosts_path = hosts,
+                                 .resolv_path = resolv};
     ea_mqtt_client *c = ea_mqtt_client_new(l, &cfg, NULL, err, sizeof err);
     assert_non_null(c);
     ea_mqtt_client_start(c);
@@ -214,8 +221,12 @@ static void test_dns_wait_does_not_block_the_loop(void **state)
     fclose(f);
     ea_loop *l = ea_loop_new();
     order o = {0};
-    ea_mqtt_client_config cfg = {.host = "silent.test", .port = 1883, .client_id = "dns-hole", .hosts_path = hosts,
-                                 .resolv_path = resolv, .backoff_min_ms = 60000};
+    ea_mqtt_client_config cfg = {.host = "silent.test",
+                                 .port = 1883,
+                                 .client_id = "dns-hole",
+                                 .hosts_path = hosts,
+                                 .resolv_path = resolv,
+                                 .backoff_min_ms = 60000};
     ea_mqtt_client_events ev = {NULL, order_disconnected, NULL, NULL, &o};
     ea_mqtt_client *c = ea_mqtt_client_new(l, &cfg, &ev, err, sizeof err);
     assert_non_null(c);

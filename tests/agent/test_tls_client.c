@@ -29,16 +29,22 @@ static const char pki_script[] =
     "printf 'subjectAltName=DNS:wrong.example\\n' > wrong.ext\n"
     "printf 'extendedKeyUsage=clientAuth\\n' > client.ext\n"
     "ec server.key; openssl req -new -key server.key -out server.csr -subj /CN=localhost\n"
-    "openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 30 -extfile san.ext -out server.crt 2>/dev/null\n"
+    "openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 30 -extfile "
+    "san.ext -out server.crt 2>/dev/null\n"
     "ec wrong.key; openssl req -new -key wrong.key -out wrong.csr -subj /CN=wrong.example\n"
-    "openssl x509 -req -in wrong.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 30 -extfile wrong.ext -out wrong.crt 2>/dev/null\n"
+    "openssl x509 -req -in wrong.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 30 -extfile "
+    "wrong.ext -out wrong.crt 2>/dev/null\n"
     "ec client.key; openssl req -new -key client.key -out client.csr -subj /CN=edge-1\n"
-    "openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 30 -extfile client.ext -out client.crt 2>/dev/null\n"
+    "openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 30 -extfile "
+    "client.ext -out client.crt 2>/dev/null\n"
     "ec expired.key; openssl req -new -key expired.key -out expired.csr -subj /CN=localhost\n"
     "touch index.txt; echo 1000 > serial\n"
-    "printf '[ca]\\ndefault_ca=d\\n[d]\\ndatabase=index.txt\\nnew_certs_dir=.\\nserial=serial\\ndefault_md=sha256\\n"
+    "printf "
+    "'[ca]\\ndefault_ca=d\\n[d]\\ndatabase=index.txt\\nnew_certs_dir=.\\nserial=serial\\ndefault_"
+    "md=sha256\\n"
     "policy=p\\nunique_subject=no\\n[p]\\ncommonName=supplied\\n' > ca.cnf\n"
-    "openssl ca -batch -config ca.cnf -cert ca.crt -keyfile ca.key -in expired.csr -out expired.crt "
+    "openssl ca -batch -config ca.cnf -cert ca.crt -keyfile ca.key -in expired.csr -out "
+    "expired.crt "
     "-startdate 20200101000000Z -enddate 20200201000000Z -extfile san.ext 2>/dev/null\n"
     "printf '127.0.0.1 localhost\\n' > hosts\n";
 
@@ -51,27 +57,28 @@ static int setup(void **state)
 {
     (void)state;
     snprintf(pki, sizeof pki, "/tmp/ea-pki-XXXXXX");
-    if (!mkdtemp(pki))
-        return -1;
+    if (!mkdtemp(pki)) return -1;
     char script[128], cmd[256];
     pki_path(script, sizeof script, "make-pki.sh");
     FILE *f = fopen(script, "w");
     fputs(pki_script, f);
     fclose(f);
     snprintf(cmd, sizeof cmd, "cd '%s' && sh make-pki.sh", pki);
-    if (system(cmd) != 0)
-        return -1;
+    if (system(cmd) != 0) return -1;
     port_good = test_free_port();
     port_expired = test_free_port();
     port_wrong_host = test_free_port();
     port_client_cert = test_free_port();
     char extra[2048];
-    snprintf(extra, sizeof extra,
-             "listener %d 127.0.0.1\ncafile %s/ca.crt\ncertfile %s/server.crt\nkeyfile %s/server.key\n"
-             "listener %d 127.0.0.1\ncafile %s/ca.crt\ncertfile %s/expired.crt\nkeyfile %s/expired.key\n"
-             "listener %d 127.0.0.1\ncafile %s/ca.crt\ncertfile %s/wrong.crt\nkeyfile %s/wrong.key\n"
-             "listener %d 127.0.0.1\ncafile %s/ca.crt\ncertfile %s/server.crt\nkeyfile %s/server.key\nrequire_certificate true\n",
-             port_good, pki, pki, pki, port_expired, pki, pki, pki, port_wrong_host, pki, pki, pki, port_client_cert, pki, pki, pki);
+    snprintf(
+        extra, sizeof extra,
+        "listener %d 127.0.0.1\ncafile %s/ca.crt\ncertfile %s/server.crt\nkeyfile %s/server.key\n"
+        "listener %d 127.0.0.1\ncafile %s/ca.crt\ncertfile %s/expired.crt\nkeyfile %s/expired.key\n"
+        "listener %d 127.0.0.1\ncafile %s/ca.crt\ncertfile %s/wrong.crt\nkeyfile %s/wrong.key\n"
+        "listener %d 127.0.0.1\ncafile %s/ca.crt\ncertfile %s/server.crt\nkeyfile "
+        "%s/server.key\nrequire_certificate true\n",
+        port_good, pki, pki, pki, port_expired, pki, pki, pki, port_wrong_host, pki, pki, pki,
+        port_client_cert, pki, pki, pki);
     return test_broker_start(&broker, extra);
 }
 
@@ -121,8 +128,10 @@ static int acked_one(void *arg)
     return ((peer *)arg)->acked > 0;
 }
 
-/* Connects once to localhost:port over TLS; returns 1 if connected, 0 if refused (reason in p->why). */
-static int tls_attempt(ea_loop *l, peer *p, int port, const char *ca, const char *cert, const char *key)
+/* Connects once to localhost:port over TLS; returns 1 if connected, 0 if refused (reason in
+ * p->why). */
+static int tls_attempt(ea_loop *l, peer *p, int port, const char *ca, const char *cert,
+                       const char *key)
 {
     char ca_path[128], cert_path[128], key_path[128], hosts[128];
     pki_path(ca_path, sizeof ca_path, ca);
@@ -145,8 +154,7 @@ static int tls_attempt(ea_loop *l, peer *p, int port, const char *ca, const char
     ea_mqtt_client_events ev = {p_connected, p_disconnected, p_acked, NULL, p};
     char err[256];
     p->c = ea_mqtt_client_new(l, &cfg, &ev, err, sizeof err);
-    if (!p->c)
-        fail_msg("client: %s", err);
+    if (!p->c) fail_msg("client: %s", err);
     ea_mqtt_client_start(p->c);
     assert_true(test_run_until(l, settled, p, 5000));
     return p->connects > 0;
@@ -157,8 +165,7 @@ static void test_good_server_certificate(void **state)
     (void)state;
     ea_loop *l = ea_loop_new();
     peer p;
-    if (!tls_attempt(l, &p, port_good, "ca.crt", NULL, NULL))
-        fail_msg("refused: %s", p.why);
+    if (!tls_attempt(l, &p, port_good, "ca.crt", NULL, NULL)) fail_msg("refused: %s", p.why);
     assert_int_equal(ea_mqtt_client_publish(p.c, "tls/data", "{\"t\":1}", 7, 1, 0, 1), 1);
     assert_true(test_run_until(l, acked_one, &p, 5000));
     ea_mqtt_client_free(p.c);
@@ -218,7 +225,8 @@ static void test_bad_tls_files_refused_at_create(void **state)
     ea_loop *l = ea_loop_new();
     char err[256], ca[128], cert[128];
     pki_path(ca, sizeof ca, "missing-ca.crt");
-    ea_mqtt_client_config cfg = {.host = "localhost", .port = 1, .tls = 1, .ca_file = ca, .client_id = "x"};
+    ea_mqtt_client_config cfg = {
+        .host = "localhost", .port = 1, .tls = 1, .ca_file = ca, .client_id = "x"};
     assert_null(ea_mqtt_client_new(l, &cfg, NULL, err, sizeof err));
     assert_non_null(strstr(err, "missing-ca.crt"));
     pki_path(ca, sizeof ca, "ca.crt");
@@ -230,7 +238,8 @@ static void test_bad_tls_files_refused_at_create(void **state)
     ea_loop_free(l);
 }
 
-/* The output reports the reason through its state event (the core logs it and shows it in /health). */
+/* The output reports the reason through its state event (the core logs it and shows it in /health).
+ */
 typedef struct out_state {
     int downs;
     char why[256];
@@ -257,13 +266,16 @@ static void test_output_reports_tls_reason(void **state)
     char url[128], ca[128];
     snprintf(url, sizeof url, "mqtts://localhost:%d/edge/data", port_wrong_host);
     pki_path(ca, sizeof ca, "ca.crt");
-    ea_output_config cfg = {.url = url, .client_id = "tls-out", .ca_file = ca, .backoff_min_ms = 5000, .backoff_max_ms = 5000};
+    ea_output_config cfg = {.url = url,
+                            .client_id = "tls-out",
+                            .ca_file = ca,
+                            .backoff_min_ms = 5000,
+                            .backoff_max_ms = 5000};
     out_state s = {0, ""};
     ea_output_events ev = {NULL, o_state, NULL, &s};
     char err[256];
     ea_output *o = ea_output_mqtt.create(&cfg, l, &ev, err, sizeof err);
-    if (!o)
-        fail_msg("create: %s", err);
+    if (!o) fail_msg("create: %s", err);
     assert_true(test_run_until(l, o_down, &s, 5000));
     assert_string_equal(s.why, "TLS: certificate verify failed: hostname mismatch");
     assert_false(ea_output_mqtt.connected(o));

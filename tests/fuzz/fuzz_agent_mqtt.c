@@ -14,21 +14,18 @@ static void check_roundtrip(const uint8_t *pkt, size_t len, const ea_mqtt_packet
 {
     uint8_t buf[4096];
     size_t n = ea_mqtt_encode(p, buf, sizeof buf);
-    if (n == 0 || n > sizeof buf)
-        return; /* larger than the scratch buffer: skip the comparison */
+    if (n == 0 || n > sizeof buf) return; /* larger than the scratch buffer: skip the comparison */
     /* the remaining length may legally be encoded non-minimally by a peer: compare bodies only */
     ea_mqtt_packet again;
     char err[160];
-    if (ea_mqtt_decode(buf, n, &again, err, sizeof err) != 0)
-        abort();
-    if (again.type != p->type)
-        abort();
+    if (ea_mqtt_decode(buf, n, &again, err, sizeof err) != 0) abort();
+    if (again.type != p->type) abort();
     uint32_t rl1, rl2;
     size_t u1, u2;
-    if (ea_mqtt_get_remaining(pkt + 1, len - 1, &rl1, &u1) != 1 || ea_mqtt_get_remaining(buf + 1, n - 1, &rl2, &u2) != 1)
+    if (ea_mqtt_get_remaining(pkt + 1, len - 1, &rl1, &u1) != 1 ||
+        ea_mqtt_get_remaining(buf + 1, n - 1, &rl2, &u2) != 1)
         abort();
-    if (rl1 != rl2 || memcmp(pkt + 1 + u1, buf + 1 + u2, rl1) != 0 || pkt[0] != buf[0])
-        abort();
+    if (rl1 != rl2 || memcmp(pkt + 1 + u1, buf + 1 + u2, rl1) != 0 || pkt[0] != buf[0]) abort();
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -37,8 +34,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char err[160];
     while (off < size) {
         long n = ea_mqtt_frame(data + off, size - off, 64 * 1024, err, sizeof err);
-        if (n <= 0)
-            break;
+        if (n <= 0) break;
         ea_mqtt_packet p;
         if (ea_mqtt_decode(data + off, (size_t)n, &p, err, sizeof err) == 0)
             check_roundtrip(data + off, (size_t)n, &p);

@@ -22,7 +22,8 @@ typedef struct scan {
 
 static void skip_ws(scan *s)
 {
-    while (s->pos < s->len && (s->p[s->pos] == ' ' || s->p[s->pos] == '\t' || s->p[s->pos] == '\n' || s->p[s->pos] == '\r'))
+    while (s->pos < s->len && (s->p[s->pos] == ' ' || s->p[s->pos] == '\t' ||
+                               s->p[s->pos] == '\n' || s->p[s->pos] == '\r'))
         s->pos++;
 }
 
@@ -34,8 +35,7 @@ static int peek(scan *s)
 /* A JSON string; *has_escape set if it contains a backslash. Returns 0 or -1. */
 static int scan_string(scan *s, const char **start, size_t *n, int *has_escape)
 {
-    if (peek(s) != '"')
-        return -1;
+    if (peek(s) != '"') return -1;
     s->pos++;
     *start = s->p + s->pos;
     *has_escape = 0;
@@ -46,8 +46,7 @@ static int scan_string(scan *s, const char **start, size_t *n, int *has_escape)
             s->pos++;
             return 0;
         }
-        if (c < 0x20)
-            return -1;
+        if (c < 0x20) return -1;
         if (c == '\\') {
             *has_escape = 1;
             s->pos++;
@@ -67,18 +66,14 @@ static int skip_value(scan *s)
             const char *st;
             size_t n;
             int esc;
-            if (scan_string(s, &st, &n, &esc) < 0)
-                return -1;
-            if (depth == 0)
-                return 0;
+            if (scan_string(s, &st, &n, &esc) < 0) return -1;
+            if (depth == 0) return 0;
             continue;
         }
         if (c == '{' || c == '[') {
-            if (++depth > 64)
-                return -1;
+            if (++depth > 64) return -1;
         } else if (c == '}' || c == ']') {
-            if (depth == 0)
-                return 0;
+            if (depth == 0) return 0;
             if (--depth == 0) {
                 s->pos++;
                 return 0;
@@ -130,12 +125,15 @@ static int find_members(const char *doc, size_t len, members *m, char *err, size
             const char **dst = is_payload ? &m->payload : &m->signature;
             size_t *dlen = is_payload ? &m->payload_len : &m->signature_len;
             if (*dst) {
-                snprintf(err, errlen, "control document: duplicate \"%s\" member at offset %zu", is_payload ? "payload" : "signature", s.pos);
+                snprintf(err, errlen, "control document: duplicate \"%s\" member at offset %zu",
+                         is_payload ? "payload" : "signature", s.pos);
                 return -1;
             }
             if (scan_string(&s, dst, dlen, &esc) < 0 || esc) {
-                snprintf(err, errlen, "control document: \"%s\" must be a base64 string without escapes (offset %zu)",
-                         is_payload ? "payload" : "signature", s.pos);
+                snprintf(
+                    err, errlen,
+                    "control document: \"%s\" must be a base64 string without escapes (offset %zu)",
+                    is_payload ? "payload" : "signature", s.pos);
                 return -1;
             }
         } else if (skip_value(&s) < 0) {
@@ -147,8 +145,7 @@ static int find_members(const char *doc, size_t len, members *m, char *err, size
             s.pos++;
             continue;
         }
-        if (peek(&s) == '}')
-            break;
+        if (peek(&s) == '}') break;
         snprintf(err, errlen, "control document: expected ',' or '}' at offset %zu", s.pos);
         return -1;
     }
@@ -169,21 +166,24 @@ static int find_members(const char *doc, size_t len, members *m, char *err, size
     return 0;
 }
 
-static int decode_base64(const char *b64, size_t len, unsigned char *out, size_t cap, size_t *outlen)
+static int decode_base64(const char *b64, size_t len, unsigned char *out, size_t cap,
+                         size_t *outlen)
 {
     const char *end = NULL;
-    if (sodium_base642bin(out, cap, b64, len, NULL, outlen, &end, sodium_base64_VARIANT_ORIGINAL) != 0)
+    if (sodium_base642bin(out, cap, b64, len, NULL, outlen, &end, sodium_base64_VARIANT_ORIGINAL) !=
+        0)
         return -1;
     return end == b64 + len ? 0 : -1;
 }
 
-int ea_control_verify(const void *doc, size_t len, const unsigned char pubkey[32], char **payload_out,
-                      size_t *payload_len, char *err, size_t errlen)
+int ea_control_verify(const void *doc, size_t len, const unsigned char pubkey[32],
+                      char **payload_out, size_t *payload_len, char *err, size_t errlen)
 {
     *payload_out = NULL;
     *payload_len = 0;
     if (len > EA_CONTROL_MAX_DOC) {
-        snprintf(err, errlen, "control document: %zu bytes exceeds the %u-byte limit", len, EA_CONTROL_MAX_DOC);
+        snprintf(err, errlen, "control document: %zu bytes exceeds the %u-byte limit", len,
+                 EA_CONTROL_MAX_DOC);
         return -1;
     }
     if (sodium_init() < 0) {
@@ -191,12 +191,14 @@ int ea_control_verify(const void *doc, size_t len, const unsigned char pubkey[32
         return -1;
     }
     members m;
-    if (find_members(doc, len, &m, err, errlen) < 0)
-        return -1;
+    if (find_members(doc, len, &m, err, errlen) < 0) return -1;
     unsigned char sig[crypto_sign_BYTES + 1];
     size_t siglen = 0;
-    if (decode_base64(m.signature, m.signature_len, sig, sizeof sig, &siglen) < 0 || siglen != crypto_sign_BYTES) {
-        snprintf(err, errlen, "control document: \"signature\" is not base64 of a %d-byte ed25519 signature", crypto_sign_BYTES);
+    if (decode_base64(m.signature, m.signature_len, sig, sizeof sig, &siglen) < 0 ||
+        siglen != crypto_sign_BYTES) {
+        snprintf(err, errlen,
+                 "control document: \"signature\" is not base64 of a %d-byte ed25519 signature",
+                 crypto_sign_BYTES);
         return -1;
     }
     size_t cap = m.payload_len / 4 * 3 + 3;
@@ -213,7 +215,8 @@ int ea_control_verify(const void *doc, size_t len, const unsigned char pubkey[32
     }
     if (crypto_sign_verify_detached(sig, payload, plen, pubkey) != 0) {
         free(payload);
-        snprintf(err, errlen, "control document: bad signature (not made by the pinned key over this payload)");
+        snprintf(err, errlen,
+                 "control document: bad signature (not made by the pinned key over this payload)");
         return -1;
     }
     payload[plen] = '\0';
@@ -224,7 +227,8 @@ int ea_control_verify(const void *doc, size_t len, const unsigned char pubkey[32
 
 /* ------------------------------------------------------------------ pinned key */
 
-static const unsigned char ed25519_spki_prefix[12] = {0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00};
+static const unsigned char ed25519_spki_prefix[12] = {0x30, 0x2a, 0x30, 0x05, 0x06, 0x03,
+                                                      0x2b, 0x65, 0x70, 0x03, 0x21, 0x00};
 
 static int key_from_bytes(const unsigned char *b, size_t n, unsigned char pubkey[32])
 {
@@ -246,19 +250,18 @@ static int key_from_text(char *text, unsigned char pubkey[32])
     if (begin) {
         body = begin + strlen("-----BEGIN PUBLIC KEY-----");
         char *end = strstr(body, "-----END PUBLIC KEY-----");
-        if (!end)
-            return -1;
+        if (!end) return -1;
         *end = '\0';
     }
     unsigned char der[64];
     size_t n = 0;
     const char *stop = NULL;
-    if (sodium_base642bin(der, sizeof der, body, strlen(body), " \t\r\n", &n, &stop, sodium_base64_VARIANT_ORIGINAL) != 0)
+    if (sodium_base642bin(der, sizeof der, body, strlen(body), " \t\r\n", &n, &stop,
+                          sodium_base64_VARIANT_ORIGINAL) != 0)
         return -1;
     while (*stop == ' ' || *stop == '\n' || *stop == '\r' || *stop == '\t')
         stop++;
-    if (*stop != '\0')
-        return -1;
+    if (*stop != '\0') return -1;
     return key_from_bytes(der, n, pubkey);
 }
 
@@ -281,8 +284,12 @@ int ea_control_load_pubkey(const char *path, unsigned char pubkey[32], char *err
         return -1;
     }
     buf[n] = '\0';
-    if (key_from_bytes((unsigned char *)buf, (size_t)n, pubkey) == 0 || key_from_text(buf, pubkey) == 0)
+    if (key_from_bytes((unsigned char *)buf, (size_t)n, pubkey) == 0 ||
+        key_from_text(buf, pubkey) == 0)
         return 0;
-    snprintf(err, errlen, "control key %s: not an ed25519 public key (raw 32 bytes, base64, or PEM/DER SubjectPublicKeyInfo)", path);
+    snprintf(err, errlen,
+             "control key %s: not an ed25519 public key (raw 32 bytes, base64, or PEM/DER "
+             "SubjectPublicKeyInfo)",
+             path);
     return -1;
 }

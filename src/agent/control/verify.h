@@ -21,8 +21,8 @@
 
 /* Returns 0 and a malloc'ed, NUL-terminated copy of the signed payload in *payload_out (length
  * without the NUL in *payload_len), or -1 with the reason in err. */
-int ea_control_verify(const void *doc, size_t len, const unsigned char pubkey[32], char **payload_out,
-                      size_t *payload_len, char *err, size_t errlen);
+int ea_control_verify(const void *doc, size_t len, const unsigned char pubkey[32],
+                      char **payload_out, size_t *payload_len, char *err, size_t errlen);
 
 /* Reads a pinned public key: a file holding either the 32 raw bytes, base64 of them, or a PEM/DER
  * SubjectPublicKeyInfo as written by `openssl pkey -pubout` (the key is its last 32 bytes).

@@ -18,11 +18,11 @@
 #include <sys/socket.h>
 
 typedef struct ea_url {
-    char scheme[8];  /* mqtt mqtts http https */
-    char host[256];  /* without IPv6 brackets */
-    uint16_t port;   /* default per scheme: 1883 8883 80 443 */
-    char path[512];  /* "/..." for http, topic without the leading '/' for mqtt; "" if none */
-    int tls;         /* mqtts / https */
+    char scheme[8]; /* mqtt mqtts http https */
+    char host[256]; /* without IPv6 brackets */
+    uint16_t port;  /* default per scheme: 1883 8883 80 443 */
+    char path[512]; /* "/..." for http, topic without the leading '/' for mqtt; "" if none */
+    int tls;        /* mqtts / https */
 } ea_url;
 
 int ea_url_parse(const char *url, ea_url *u, char *err, size_t errlen);
@@ -33,8 +33,8 @@ typedef struct ea_addr {
 } ea_addr;
 
 /* hosts_path / resolv_path NULL = /etc/hosts, /etc/resolv.conf (tests pass their own). */
-int ea_tcp_resolve(const char *host, uint16_t port, ea_addr *out, const char *hosts_path, const char *resolv_path,
-                   char *err, size_t errlen);
+int ea_tcp_resolve(const char *host, uint16_t port, ea_addr *out, const char *hosts_path,
+                   const char *resolv_path, char *err, size_t errlen);
 
 /* The same resolution without blocking the loop: numeric and hosts-file answers return 0 at once
  * with *out filled; otherwise the DNS query runs on the loop (same servers, tries and timeouts)
@@ -43,8 +43,9 @@ int ea_tcp_resolve(const char *host, uint16_t port, ea_addr *out, const char *ho
 typedef struct ea_resolver ea_resolver;
 typedef void (*ea_resolve_cb)(void *arg, const ea_addr *addr /* NULL = failed */, const char *err);
 struct ea_loop;
-int ea_resolve_start(struct ea_loop *loop, const char *host, uint16_t port, const char *hosts_path, const char *resolv_path,
-                     ea_addr *out, ea_resolve_cb cb, void *arg, ea_resolver **handle, char *err, size_t errlen);
+int ea_resolve_start(struct ea_loop *loop, const char *host, uint16_t port, const char *hosts_path,
+                     const char *resolv_path, ea_addr *out, ea_resolve_cb cb, void *arg,
+                     ea_resolver **handle, char *err, size_t errlen);
 void ea_resolve_cancel(ea_resolver *r);
 
 /* Parses a DNS response to query id: 0 and the first IPv4 A record in ip; -1 not our answer;

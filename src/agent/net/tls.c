@@ -39,7 +39,8 @@ static void describe_mbedtls(int rc, char *out, size_t outlen)
     snprintf(out, outlen, "%s (-0x%04x)", buf, (unsigned)-rc);
 }
 
-ea_tls_config *ea_tls_config_new(const char *ca_file, const char *cert_file, const char *key_file, char *err, size_t errlen)
+ea_tls_config *ea_tls_config_new(const char *ca_file, const char *cert_file, const char *key_file,
+                                 char *err, size_t errlen)
 {
     char why[160];
     ea_tls_config *c = calloc(1, sizeof *c);
@@ -53,18 +54,19 @@ ea_tls_config *ea_tls_config_new(const char *ca_file, const char *cert_file, con
     mbedtls_pk_init(&c->own_key);
     mbedtls_entropy_init(&c->entropy);
     mbedtls_ctr_drbg_init(&c->drbg);
-    int rc = mbedtls_ctr_drbg_seed(&c->drbg, mbedtls_entropy_func, &c->entropy, (const unsigned char *)"edgeagent", 9);
+    int rc = mbedtls_ctr_drbg_seed(&c->drbg, mbedtls_entropy_func, &c->entropy,
+                                   (const unsigned char *)"edgeagent", 9);
     if (rc != 0) {
         describe_mbedtls(rc, why, sizeof why);
         snprintf(err, errlen, "TLS: random generator: %s", why);
         goto fail;
     }
-    if (!ca_file)
-        ca_file = EA_TLS_DEFAULT_CA;
+    if (!ca_file) ca_file = EA_TLS_DEFAULT_CA;
     rc = mbedtls_x509_crt_parse_file(&c->ca, ca_file);
     if (rc < 0 || c->ca.version == 0) {
         describe_mbedtls(rc, why, sizeof why);
-        snprintf(err, errlen, "TLS: CA file %s: %s", ca_file, rc < 0 ? why : "no certificate could be parsed");
+        snprintf(err, errlen, "TLS: CA file %s: %s", ca_file,
+                 rc < 0 ? why : "no certificate could be parsed");
         goto fail;
     }
     if ((cert_file == NULL) != (key_file == NULL)) {
@@ -83,7 +85,8 @@ ea_tls_config *ea_tls_config_new(const char *ca_file, const char *cert_file, con
             goto fail;
         }
     }
-    rc = mbedtls_ssl_config_defaults(&c->conf, MBEDTLS_SSL_IS_CLIENT, MBEDTLS_SSL_TRANSPORT_STREAM, MBEDTLS_SSL_PRESET_DEFAULT);
+    rc = mbedtls_ssl_config_defaults(&c->conf, MBEDTLS_SSL_IS_CLIENT, MBEDTLS_SSL_TRANSPORT_STREAM,
+                                     MBEDTLS_SSL_PRESET_DEFAULT);
     if (rc != 0) {
         describe_mbedtls(rc, why, sizeof why);
         snprintf(err, errlen, "TLS: configuration: %s", why);
@@ -92,10 +95,12 @@ ea_tls_config *ea_tls_config_new(const char *ca_file, const char *cert_file, con
     mbedtls_ssl_conf_authmode(&c->conf, MBEDTLS_SSL_VERIFY_REQUIRED);
     mbedtls_ssl_conf_ca_chain(&c->conf, &c->ca, NULL);
     mbedtls_ssl_conf_rng(&c->conf, mbedtls_ctr_drbg_random, &c->drbg);
-    mbedtls_ssl_conf_min_version(&c->conf, MBEDTLS_SSL_MAJOR_VERSION_3, MBEDTLS_SSL_MINOR_VERSION_3);
+    mbedtls_ssl_conf_min_version(&c->conf, MBEDTLS_SSL_MAJOR_VERSION_3,
+                                 MBEDTLS_SSL_MINOR_VERSION_3);
     if (cert_file && (rc = mbedtls_ssl_conf_own_cert(&c->conf, &c->own_cert, &c->own_key)) != 0) {
         describe_mbedtls(rc, why, sizeof why);
-        snprintf(err, errlen, "TLS: client certificate %s and key %s: %s", cert_file, key_file, why);
+        snprintf(err, errlen, "TLS: client certificate %s and key %s: %s", cert_file, key_file,
+                 why);
         goto fail;
     }
     return c;
@@ -106,8 +111,7 @@ fail:
 
 void ea_tls_config_free(ea_tls_config *c)
 {
-    if (!c)
-        return;
+    if (!c) return;
     mbedtls_ssl_config_free(&c->conf);
     mbedtls_x509_crt_free(&c->ca);
     mbedtls_x509_crt_free(&c->own_cert);
@@ -121,12 +125,10 @@ static int bio_send(void *ctx, const unsigned char *buf, size_t len)
 {
     int fd = *(int *)ctx;
     ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
-    if (n >= 0)
-        return (int)n;
+    if (n >= 0) return (int)n;
     if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
         return MBEDTLS_ERR_SSL_WANT_WRITE;
-    if (errno == EPIPE || errno == ECONNRESET)
-        return MBEDTLS_ERR_NET_CONN_RESET;
+    if (errno == EPIPE || errno == ECONNRESET) return MBEDTLS_ERR_NET_CONN_RESET;
     return MBEDTLS_ERR_NET_SEND_FAILED;
 }
 
@@ -134,12 +136,9 @@ static int bio_recv(void *ctx, unsigned char *buf, size_t len)
 {
     int fd = *(int *)ctx;
     ssize_t n = recv(fd, buf, len, 0);
-    if (n >= 0)
-        return (int)n;
-    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-        return MBEDTLS_ERR_SSL_WANT_READ;
-    if (errno == ECONNRESET)
-        return MBEDTLS_ERR_NET_CONN_RESET;
+    if (n >= 0) return (int)n;
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return MBEDTLS_ERR_SSL_WANT_READ;
+    if (errno == ECONNRESET) return MBEDTLS_ERR_NET_CONN_RESET;
     return MBEDTLS_ERR_NET_RECV_FAILED;
 }
 
@@ -154,8 +153,7 @@ ea_tls *ea_tls_new(ea_tls_config *c, int fd, const char *hostname, char *err, si
     t->fd = fd;
     mbedtls_ssl_init(&t->ssl);
     int rc = mbedtls_ssl_setup(&t->ssl, &c->conf);
-    if (rc == 0)
-        rc = mbedtls_ssl_set_hostname(&t->ssl, hostname);
+    if (rc == 0) rc = mbedtls_ssl_set_hostname(&t->ssl, hostname);
     if (rc != 0) {
         describe_mbedtls(rc, why, sizeof why);
         snprintf(err, errlen, "TLS: session setup for %s: %s", hostname, why);
@@ -189,25 +187,23 @@ static void describe_verify_failure(uint32_t flags, char *out, size_t outlen)
     char info[200];
     mbedtls_x509_crt_verify_info(info, sizeof info, "", flags);
     char *nl = strchr(info, '\n');
-    if (nl)
-        *nl = '\0';
+    if (nl) *nl = '\0';
     snprintf(out, outlen, "TLS: certificate verify failed: %s", info);
 }
 
 int ea_tls_handshake(ea_tls *t, char *err, size_t errlen)
 {
     int rc = mbedtls_ssl_handshake(&t->ssl);
-    if (rc == 0)
-        return 0;
-    if (rc == MBEDTLS_ERR_SSL_WANT_READ)
-        return EA_IO_WANT_READ;
-    if (rc == MBEDTLS_ERR_SSL_WANT_WRITE)
-        return EA_IO_WANT_WRITE;
+    if (rc == 0) return 0;
+    if (rc == MBEDTLS_ERR_SSL_WANT_READ) return EA_IO_WANT_READ;
+    if (rc == MBEDTLS_ERR_SSL_WANT_WRITE) return EA_IO_WANT_WRITE;
     uint32_t flags = mbedtls_ssl_get_verify_result(&t->ssl);
     if (rc == MBEDTLS_ERR_X509_CERT_VERIFY_FAILED && flags != 0) {
         describe_verify_failure(flags, err, errlen);
     } else if (rc == MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE) {
-        snprintf(err, errlen, "TLS: handshake refused by the server (fatal alert; client certificate missing or not accepted?)");
+        snprintf(err, errlen,
+                 "TLS: handshake refused by the server (fatal alert; client certificate missing or "
+                 "not accepted?)");
     } else {
         char why[160];
         describe_mbedtls(rc, why, sizeof why);
@@ -218,20 +214,16 @@ int ea_tls_handshake(ea_tls *t, char *err, size_t errlen)
 
 void ea_tls_free(ea_tls *t)
 {
-    if (!t)
-        return;
+    if (!t) return;
     mbedtls_ssl_free(&t->ssl);
     free(t);
 }
 
 static ssize_t tls_result(ea_stream *s, int rc, const char *op)
 {
-    if (rc == MBEDTLS_ERR_SSL_WANT_READ)
-        return EA_IO_WANT_READ;
-    if (rc == MBEDTLS_ERR_SSL_WANT_WRITE)
-        return EA_IO_WANT_WRITE;
-    if (rc == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY)
-        return 0;
+    if (rc == MBEDTLS_ERR_SSL_WANT_READ) return EA_IO_WANT_READ;
+    if (rc == MBEDTLS_ERR_SSL_WANT_WRITE) return EA_IO_WANT_WRITE;
+    if (rc == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY) return 0;
     char why[120];
     describe_mbedtls(rc, why, sizeof why);
     snprintf(s->err, sizeof s->err, "TLS %s: %s", op, why);
@@ -245,10 +237,8 @@ ssize_t ea_stream_read(ea_stream *s, void *buf, size_t len)
         return rc >= 0 ? rc : tls_result(s, rc, "read");
     }
     ssize_t n = recv(s->fd, buf, len, 0);
-    if (n >= 0)
-        return n;
-    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-        return EA_IO_WANT_READ;
+    if (n >= 0) return n;
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return EA_IO_WANT_READ;
     snprintf(s->err, sizeof s->err, "read: %s", strerror(errno));
     return EA_IO_ERROR;
 }
@@ -271,10 +261,8 @@ ssize_t ea_stream_write(ea_stream *s, const void *buf, size_t len)
         return tls_result(s, rc, "write");
     }
     ssize_t n = send(s->fd, buf, len, MSG_NOSIGNAL);
-    if (n >= 0)
-        return n;
-    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-        return EA_IO_WANT_WRITE;
+    if (n >= 0) return n;
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return EA_IO_WANT_WRITE;
     snprintf(s->err, sizeof s->err, "write: %s", strerror(errno));
     return EA_IO_ERROR;
 }

@@ -29,7 +29,8 @@ typedef struct ea_tls_config ea_tls_config;
 typedef struct ea_tls ea_tls;
 
 /* ca_file NULL = EA_TLS_DEFAULT_CA; cert_file and key_file both set or both NULL. */
-ea_tls_config *ea_tls_config_new(const char *ca_file, const char *cert_file, const char *key_file, char *err, size_t errlen);
+ea_tls_config *ea_tls_config_new(const char *ca_file, const char *cert_file, const char *key_file,
+                                 char *err, size_t errlen);
 void ea_tls_config_free(ea_tls_config *c);
 
 ea_tls *ea_tls_new(ea_tls_config *c, int fd, const char *hostname, char *err, size_t errlen);
@@ -44,7 +45,8 @@ typedef struct ea_stream {
     char err[160]; /* reason of the last EA_IO_ERROR */
 } ea_stream;
 
-/* > 0 bytes, 0 = peer closed, EA_IO_WANT_READ / EA_IO_WANT_WRITE, EA_IO_ERROR (reason in s->err). */
+/* > 0 bytes, 0 = peer closed, EA_IO_WANT_READ / EA_IO_WANT_WRITE, EA_IO_ERROR (reason in s->err).
+ */
 ssize_t ea_stream_read(ea_stream *s, void *buf, size_t len);
 ssize_t ea_stream_write(ea_stream *s, const void *buf, size_t len);
 

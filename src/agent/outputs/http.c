@@ -78,8 +78,7 @@ static void close_conn(ea_output *o)
 
 static void cancel_timer(ea_output *o)
 {
-    if (o->timer > 0)
-        ea_loop_timer_cancel(o->loop, o->timer);
+    if (o->timer > 0) ea_loop_timer_cancel(o->loop, o->timer);
     o->timer = 0;
 }
 
@@ -110,10 +109,10 @@ static void request_failed(ea_output *o, const char *why)
     o->state = H_BACKOFF;
     uint32_t delay = ea_backoff_next(&o->bo);
     o->timer = ea_loop_timer(o->loop, delay, on_backoff_done, o);
-    ea_log(EA_LOG_WARN, "uplink %s: %s (batch of %zu kept, retry in %u ms)", o->where, reason, o->n_seqs, delay);
+    ea_log(EA_LOG_WARN, "uplink %s: %s (batch of %zu kept, retry in %u ms)", o->where, reason,
+           o->n_seqs, delay);
     o->up = 0;
-    if (o->ev.state)
-        o->ev.state(o->ev.arg, 0, reason);
+    if (o->ev.state) o->ev.state(o->ev.arg, 0, reason);
 }
 
 /* A reused keep-alive connection died before any response byte: try once more on a new one. */
@@ -167,14 +166,12 @@ static void batch_acked(ea_output *o, int status)
     o->state = H_IDLE;
     o->in_ack = 1; /* o->seqs is reused by the next offer: none until every ack is out */
     for (size_t i = 0; i < n; i++)
-        if (o->ev.acked)
-            o->ev.acked(o->ev.arg, o->seqs[i]);
+        if (o->ev.acked) o->ev.acked(o->ev.arg, o->seqs[i]);
     o->in_ack = 0;
     if (!o->up) { /* after the acks: the core re-offers everything unacked when we come back up */
         o->up = 1;
         ea_log(EA_LOG_INFO, "uplink %s: delivering again (HTTP %d)", o->where, status);
-        if (o->ev.state)
-            o->ev.state(o->ev.arg, 1, "HTTP 2xx");
+        if (o->ev.state) o->ev.state(o->ev.arg, 1, "HTTP 2xx");
     }
 }
 
@@ -182,9 +179,9 @@ static void read_body(ea_output *o)
 {
     char buf[2048];
     while (o->body_left > 0) {
-        ssize_t n = ea_stream_read(&o->st, buf, sizeof buf < o->body_left ? sizeof buf : o->body_left);
-        if (n == EA_IO_WANT_READ || n == EA_IO_WANT_WRITE)
-            return;
+        ssize_t n =
+            ea_stream_read(&o->st, buf, sizeof buf < o->body_left ? sizeof buf : o->body_left);
+        if (n == EA_IO_WANT_READ || n == EA_IO_WANT_WRITE) return;
         if (n <= 0) { /* the 2xx was sent: the batch is delivered even if the body is cut */
             close_conn(o);
             o->body_left = 0;
@@ -246,8 +243,7 @@ static void read_response(ea_output *o)
             }
             continue;
         }
-        if (n == EA_IO_WANT_READ || n == EA_IO_WANT_WRITE)
-            return;
+        if (n == EA_IO_WANT_READ || n == EA_IO_WANT_WRITE) return;
         failed_or_reconnect(o, n == 0 ? "connection closed before the response" : o->st.err);
         return;
     }
@@ -303,8 +299,7 @@ static void on_connected(ea_output *o, int fd)
         request_failed(o, err);
         return;
     }
-    if (o->connects++ > 0)
-        o->reconnects++;
+    if (o->connects++ > 0) o->reconnects++;
     if (!o->url.tls) {
         o->state = H_SENDING;
         send_request(o);
@@ -324,13 +319,20 @@ static void on_io(ea_loop *l, int fd, uint32_t events, void *arg)
     (void)l;
     ea_output *o = arg;
     switch (o->state) {
-    case H_CONNECTING: on_connected(o, fd); break;
-    case H_TLS: step_tls(o); break;
-    case H_SENDING: send_request(o); break;
-    case H_WAITING: read_response(o); break;
+    case H_CONNECTING:
+        on_connected(o, fd);
+        break;
+    case H_TLS:
+        step_tls(o);
+        break;
+    case H_SENDING:
+        send_request(o);
+        break;
+    case H_WAITING:
+        read_response(o);
+        break;
     default: /* idle keep-alive connection: the server closed it (or sent junk) */
-        if (events & (EPOLLIN | EPOLLERR | EPOLLHUP))
-            close_conn(o);
+        if (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) close_conn(o);
         break;
     }
 }
@@ -378,8 +380,8 @@ static void start_request(ea_output *o)
         return;
     }
     o->state = H_RESOLVING;
-    int r = ea_resolve_start(o->loop, o->url.host, o->url.port, NULL, NULL, &o->addr, on_resolved, o, &o->resolver, err,
-                             sizeof err);
+    int r = ea_resolve_start(o->loop, o->url.host, o->url.port, NULL, NULL, &o->addr, on_resolved,
+                             o, &o->resolver, err, sizeof err);
     if (r < 0)
         request_failed(o, err);
     else if (r == 0)
@@ -422,13 +424,11 @@ static char *json_array(const ea_record_ref *recs, size_t n, size_t *len)
     for (size_t i = 0; i < n; i++)
         total += recs[i].len;
     char *buf = malloc(total);
-    if (!buf)
-        return NULL;
+    if (!buf) return NULL;
     size_t pos = 0;
     buf[pos++] = '[';
     for (size_t i = 0; i < n; i++) {
-        if (i)
-            buf[pos++] = ',';
+        if (i) buf[pos++] = ',';
         memcpy(buf + pos, recs[i].data, recs[i].len);
         pos += recs[i].len;
     }
@@ -441,18 +441,16 @@ static int build_request(ea_output *o, const char *body, size_t body_len)
 {
     char head[1024 + 512];
     char auth[600] = "";
-    if (o->bearer)
-        snprintf(auth, sizeof auth, "Authorization: Bearer %s\r\n", o->bearer);
+    if (o->bearer) snprintf(auth, sizeof auth, "Authorization: Bearer %s\r\n", o->bearer);
     int hl = snprintf(head, sizeof head,
-                      "POST %s HTTP/1.1\r\nHost: %s:%u\r\nUser-Agent: edgeagent\r\nContent-Type: application/json\r\n"
+                      "POST %s HTTP/1.1\r\nHost: %s:%u\r\nUser-Agent: edgeagent\r\nContent-Type: "
+                      "application/json\r\n"
                       "%sContent-Length: %zu\r\n%sConnection: keep-alive\r\n\r\n",
-                      o->url.path[0] ? o->url.path : "/", o->url.host, o->url.port, o->gzip ? "Content-Encoding: gzip\r\n" : "",
-                      body_len, auth);
-    if (hl < 0 || (size_t)hl >= sizeof head)
-        return -1;
+                      o->url.path[0] ? o->url.path : "/", o->url.host, o->url.port,
+                      o->gzip ? "Content-Encoding: gzip\r\n" : "", body_len, auth);
+    if (hl < 0 || (size_t)hl >= sizeof head) return -1;
     o->req = malloc((size_t)hl + body_len);
-    if (!o->req)
-        return -1;
+    if (!o->req) return -1;
     memcpy(o->req, head, (size_t)hl);
     memcpy(o->req + hl, body, body_len);
     o->req_len = (size_t)hl + body_len;
@@ -463,14 +461,11 @@ static int build_request(ea_output *o, const char *body, size_t body_len)
 
 static size_t http_offer(ea_output *o, const ea_record_ref *recs, size_t n)
 {
-    if (o->n_seqs > 0 || o->state != H_IDLE || o->in_ack || n == 0)
-        return 0;
-    if (n > (size_t)o->batch_max)
-        n = (size_t)o->batch_max;
+    if (o->n_seqs > 0 || o->state != H_IDLE || o->in_ack || n == 0) return 0;
+    if (n > (size_t)o->batch_max) n = (size_t)o->batch_max;
     size_t json_len;
     char *json = json_array(recs, n, &json_len);
-    if (!json)
-        return 0;
+    if (!json) return 0;
     char *body = json;
     size_t body_len = json_len;
     if (o->gzip && gzip_bytes(json, json_len, &body, &body_len) < 0) {
@@ -478,11 +473,9 @@ static size_t http_offer(ea_output *o, const ea_record_ref *recs, size_t n)
         return 0;
     }
     int rc = build_request(o, body, body_len);
-    if (body != json)
-        free(body);
+    if (body != json) free(body);
     free(json);
-    if (rc < 0)
-        return 0;
+    if (rc < 0) return 0;
     for (size_t i = 0; i < n; i++)
         o->seqs[i] = recs[i].seq;
     o->n_seqs = n;
@@ -507,16 +500,13 @@ static int http_connected(ea_output *o)
 
 static void http_stats(ea_output *o, uint64_t *retries, uint64_t *reconnects)
 {
-    if (retries)
-        *retries = o->retries;
-    if (reconnects)
-        *reconnects = o->reconnects;
+    if (retries) *retries = o->retries;
+    if (reconnects) *reconnects = o->reconnects;
 }
 
 static void http_destroy(ea_output *o)
 {
-    if (!o)
-        return;
+    if (!o) return;
     cancel_timer(o);
     close_conn(o);
     ea_tls_config_free(o->tls_cfg);
@@ -526,7 +516,8 @@ static void http_destroy(ea_output *o)
     free(o);
 }
 
-static ea_output *http_create(const ea_output_config *cfg, ea_loop *loop, const ea_output_events *ev, char *err, size_t errlen)
+static ea_output *http_create(const ea_output_config *cfg, ea_loop *loop,
+                              const ea_output_events *ev, char *err, size_t errlen)
 {
     ea_output *o = calloc(1, sizeof *o);
     if (!o) {
@@ -536,15 +527,14 @@ static ea_output *http_create(const ea_output_config *cfg, ea_loop *loop, const 
     o->loop = loop;
     o->st.fd = -1;
     o->up = 1;
-    if (ev)
-        o->ev = *ev;
-    if (ea_url_parse(cfg->url, &o->url, err, errlen) < 0)
-        goto fail;
+    if (ev) o->ev = *ev;
+    if (ea_url_parse(cfg->url, &o->url, err, errlen) < 0) goto fail;
     if (o->url.scheme[0] != 'h') {
         snprintf(err, errlen, "uplink URL %s: the http output needs http:// or https://", cfg->url);
         goto fail;
     }
-    snprintf(o->where, sizeof o->where, "%s://%s:%u%s", o->url.scheme, o->url.host, o->url.port, o->url.path);
+    snprintf(o->where, sizeof o->where, "%s://%s:%u%s", o->url.scheme, o->url.host, o->url.port,
+             o->url.path);
     o->gzip = cfg->gzip;
     o->batch_max = cfg->batch_max > 0 ? cfg->batch_max : 256;
     o->seqs = calloc((size_t)o->batch_max, sizeof *o->seqs);
@@ -557,8 +547,10 @@ static ea_output *http_create(const ea_output_config *cfg, ea_loop *loop, const 
         snprintf(err, errlen, "http output: bearer token contains a line break");
         goto fail;
     }
-    ea_backoff_init(&o->bo, cfg->backoff_min_ms ? cfg->backoff_min_ms : 500, cfg->backoff_max_ms ? cfg->backoff_max_ms : 60000, 0);
-    if (o->url.tls && !(o->tls_cfg = ea_tls_config_new(cfg->ca_file, cfg->cert_file, cfg->key_file, err, errlen)))
+    ea_backoff_init(&o->bo, cfg->backoff_min_ms ? cfg->backoff_min_ms : 500,
+                    cfg->backoff_max_ms ? cfg->backoff_max_ms : 60000, 0);
+    if (o->url.tls &&
+        !(o->tls_cfg = ea_tls_config_new(cfg->ca_file, cfg->cert_file, cfg->key_file, err, errlen)))
         goto fail;
     return o;
 fail:

@@ -35,40 +35,38 @@ static void on_connected(void *arg, int session_present)
 {
     ea_output *o = arg;
     ea_mqtt_client_publish(o->client, o->status_topic, "online", 6, 1, 1, TAG_STATUS);
-    ea_log(EA_LOG_INFO, "uplink %s: connected (session %s)", o->where, session_present ? "resumed" : "new");
-    if (o->ev.state)
-        o->ev.state(o->ev.arg, 1, "connected");
+    ea_log(EA_LOG_INFO, "uplink %s: connected (session %s)", o->where,
+           session_present ? "resumed" : "new");
+    if (o->ev.state) o->ev.state(o->ev.arg, 1, "connected");
 }
 
 static void on_disconnected(void *arg, const char *why)
 {
     ea_output *o = arg;
     ea_log(EA_LOG_WARN, "uplink %s: %s", o->where, why);
-    if (o->ev.state)
-        o->ev.state(o->ev.arg, 0, why);
+    if (o->ev.state) o->ev.state(o->ev.arg, 0, why);
 }
 
 static void on_acked(void *arg, uint64_t tag)
 {
     ea_output *o = arg;
-    if (tag != TAG_STATUS && o->ev.acked)
-        o->ev.acked(o->ev.arg, tag);
+    if (tag != TAG_STATUS && o->ev.acked) o->ev.acked(o->ev.arg, tag);
 }
 
-static void on_message(void *arg, const char *topic, size_t topic_len, const void *payload, size_t len, int qos, int retain)
+static void on_message(void *arg, const char *topic, size_t topic_len, const void *payload,
+                       size_t len, int qos, int retain)
 {
     (void)qos;
     (void)retain;
     ea_output *o = arg;
-    if (o->control_topic && strlen(o->control_topic) == topic_len && memcmp(topic, o->control_topic, topic_len) == 0 &&
-        o->ev.control)
+    if (o->control_topic && strlen(o->control_topic) == topic_len &&
+        memcmp(topic, o->control_topic, topic_len) == 0 && o->ev.control)
         o->ev.control(o->ev.arg, payload, len);
 }
 
 static void output_free(ea_output *o)
 {
-    if (!o)
-        return;
+    if (!o) return;
     ea_mqtt_client_free(o->client);
     free(o->topic);
     free(o->status_topic);
@@ -83,22 +81,20 @@ static char *default_client_id(void)
     host[sizeof host - 1] = '\0';
     size_t n = strlen("edgeagent-") + strlen(host) + 1;
     char *id = malloc(n);
-    if (id)
-        snprintf(id, n, "edgeagent-%s", host);
+    if (id) snprintf(id, n, "edgeagent-%s", host);
     return id;
 }
 
-static ea_output *mqtt_create(const ea_output_config *cfg, ea_loop *loop, const ea_output_events *ev, char *err, size_t errlen)
+static ea_output *mqtt_create(const ea_output_config *cfg, ea_loop *loop,
+                              const ea_output_events *ev, char *err, size_t errlen)
 {
     ea_output *o = calloc(1, sizeof *o);
     if (!o) {
         snprintf(err, errlen, "mqtt output: out of memory");
         return NULL;
     }
-    if (ev)
-        o->ev = *ev;
-    if (ea_url_parse(cfg->url, &o->url, err, errlen) < 0)
-        goto fail;
+    if (ev) o->ev = *ev;
+    if (ea_url_parse(cfg->url, &o->url, err, errlen) < 0) goto fail;
     if (o->url.scheme[0] != 'm') {
         snprintf(err, errlen, "uplink URL %s: the mqtt output needs mqtt:// or mqtts://", cfg->url);
         goto fail;
@@ -113,12 +109,12 @@ static ea_output *mqtt_create(const ea_output_config *cfg, ea_loop *loop, const 
         o->status_topic = strdup(cfg->status_topic);
     } else if (o->topic) {
         size_t n = strlen(o->topic) + sizeof "/status";
-        if ((o->status_topic = malloc(n)))
-            snprintf(o->status_topic, n, "%s/status", o->topic);
+        if ((o->status_topic = malloc(n))) snprintf(o->status_topic, n, "%s/status", o->topic);
     }
     o->control_topic = cfg->control_topic ? strdup(cfg->control_topic) : NULL;
     char *own_id = cfg->client_id ? NULL : default_client_id();
-    if (!o->topic || !o->status_topic || (cfg->control_topic && !o->control_topic) || (!cfg->client_id && !own_id)) {
+    if (!o->topic || !o->status_topic || (cfg->control_topic && !o->control_topic) ||
+        (!cfg->client_id && !own_id)) {
         free(own_id);
         snprintf(err, errlen, "mqtt output: out of memory");
         goto fail;
@@ -146,8 +142,7 @@ static ea_output *mqtt_create(const ea_output_config *cfg, ea_loop *loop, const 
     ea_mqtt_client_events ce = {on_connected, on_disconnected, on_acked, on_message, o};
     o->client = ea_mqtt_client_new(loop, &cc, &ce, err, errlen);
     free(own_id);
-    if (!o->client)
-        goto fail;
+    if (!o->client) goto fail;
     if (o->control_topic && ea_mqtt_client_subscribe(o->client, o->control_topic, 1) < 0) {
         snprintf(err, errlen, "mqtt output: invalid control topic \"%s\"", o->control_topic);
         goto fail;
@@ -188,17 +183,14 @@ static void mqtt_stats(ea_output *o, uint64_t *retries, uint64_t *reconnects)
 {
     ea_mqtt_client_stats s;
     ea_mqtt_client_stats_get(o->client, &s);
-    if (retries)
-        *retries = s.resent + s.connect_failures;
-    if (reconnects)
-        *reconnects = s.reconnects;
+    if (retries) *retries = s.resent + s.connect_failures;
+    if (reconnects) *reconnects = s.reconnects;
 }
 
 /* A clean shutdown says "offline" itself: the broker drops the will on DISCONNECT. */
 static void mqtt_destroy(ea_output *o)
 {
-    if (!o)
-        return;
+    if (!o) return;
     if (ea_mqtt_client_connected(o->client))
         ea_mqtt_client_publish(o->client, o->status_topic, "offline", 7, 0, 1, TAG_STATUS);
     ea_mqtt_client_disconnect(o->client);

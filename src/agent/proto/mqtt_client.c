@@ -1,10 +1,10 @@
 /*
  * proto/mqtt_client.c: the MQTT 3.1.1 client state machine (behaviour in mqtt_client.h).
  *
- * States: IDLE (stopped) -> RESOLVING (DNS on the loop) -> TCP (connect in progress) -> TLS (handshake) -> CONNACK (CONNECT
- * sent) -> UP; any failure -> WAIT (backoff timer) -> TCP ... Each connection has a generation
- * number; code that runs callbacks re-checks it, so a callback that aborts the connection never
- * leaves the parser working on a freed buffer.
+ * States: IDLE (stopped) -> RESOLVING (DNS on the loop) -> TCP (connect in progress) -> TLS
+ * (handshake) -> CONNACK (CONNECT sent) -> UP; any failure -> WAIT (backoff timer) -> TCP ... Each
+ * connection has a generation number; code that runs callbacks re-checks it, so a callback that
+ * aborts the connection never leaves the parser working on a freed buffer.
  *
  * Buffers: rx grows up to max_packet (+ header); tx is an append-only byte queue drained on
  * EPOLLOUT, so publishes made in one loop iteration leave in one write (one TLS record where they
@@ -79,23 +79,19 @@ static char *dup_or_null(const char *s)
 
 static int tx_reserve(ea_mqtt_client *c, size_t n)
 {
-    if (c->tx_off == c->tx_len)
-        c->tx_off = c->tx_len = 0;
-    if (c->tx_cap - c->tx_len >= n)
-        return 0;
+    if (c->tx_off == c->tx_len) c->tx_off = c->tx_len = 0;
+    if (c->tx_cap - c->tx_len >= n) return 0;
     if (c->tx_off > 0) { /* compact: the unsent head keeps its bytes, only moves */
         memmove(c->tx, c->tx + c->tx_off, c->tx_len - c->tx_off);
         c->tx_len -= c->tx_off;
         c->tx_off = 0;
-        if (c->tx_cap - c->tx_len >= n)
-            return 0;
+        if (c->tx_cap - c->tx_len >= n) return 0;
     }
     size_t cap = c->tx_cap ? c->tx_cap : 4096;
     while (cap - c->tx_len < n)
         cap *= 2;
     uint8_t *p = realloc(c->tx, cap);
-    if (!p)
-        return -1;
+    if (!p) return -1;
     c->tx = p;
     c->tx_cap = cap;
     return 0;
@@ -103,8 +99,7 @@ static int tx_reserve(ea_mqtt_client *c, size_t n)
 
 static int tx_append(ea_mqtt_client *c, const uint8_t *p, size_t n)
 {
-    if (tx_reserve(c, n) < 0)
-        return -1;
+    if (tx_reserve(c, n) < 0) return -1;
     memcpy(c->tx + c->tx_len, p, n);
     c->tx_len += n;
     return 0;
@@ -114,8 +109,7 @@ static int tx_append(ea_mqtt_client *c, const uint8_t *p, size_t n)
 static int tx_packet(ea_mqtt_client *c, const ea_mqtt_packet *pkt)
 {
     size_t need = ea_mqtt_encode(pkt, NULL, 0);
-    if (need == 0 || tx_reserve(c, need) < 0)
-        return -1;
+    if (need == 0 || tx_reserve(c, need) < 0) return -1;
     ea_mqtt_encode(pkt, c->tx + c->tx_len, c->tx_cap - c->tx_len);
     c->tx_len += need;
     return 0;
@@ -132,8 +126,7 @@ static void set_interest(ea_mqtt_client *c, uint32_t events)
 /* Sends later, on EPOLLOUT, so one loop iteration's packets leave together. */
 static void want_write(ea_mqtt_client *c)
 {
-    if (c->state == ST_CONNACK || c->state == ST_UP)
-        set_interest(c, EPOLLIN | EPOLLOUT);
+    if (c->state == ST_CONNACK || c->state == ST_UP) set_interest(c, EPOLLIN | EPOLLOUT);
 }
 
 static int flush(ea_mqtt_client *c)
@@ -165,8 +158,7 @@ static int flush(ea_mqtt_client *c)
 
 static void cancel_timer(ea_mqtt_client *c, int *id)
 {
-    if (*id > 0)
-        ea_loop_timer_cancel(c->loop, *id);
+    if (*id > 0) ea_loop_timer_cancel(c->loop, *id);
     *id = 0;
 }
 
@@ -203,14 +195,12 @@ static void fail(ea_mqtt_client *c, const char *why)
 {
     char reason[256];
     snprintf(reason, sizeof reason, "%s", why); /* why may point into the stream we are closing */
-    if (c->state != ST_UP)
-        c->stats.connect_failures++;
+    if (c->state != ST_UP) c->stats.connect_failures++;
     close_conn(c);
     snprintf(c->last_error, sizeof c->last_error, "%s", reason);
     c->state = ST_WAIT;
     c->conn_timer = ea_loop_timer(c->loop, ea_backoff_next(&c->bo), on_reconnect_timer, c);
-    if (c->ev.disconnected)
-        c->ev.disconnected(c->ev.arg, reason);
+    if (c->ev.disconnected) c->ev.disconnected(c->ev.arg, reason);
 }
 
 static void on_connect_timeout(ea_loop *l, void *arg)
@@ -219,7 +209,8 @@ static void on_connect_timeout(ea_loop *l, void *arg)
     ea_mqtt_client *c = arg;
     c->conn_timer = 0;
     char why[128];
-    snprintf(why, sizeof why, "%s:%u: no CONNACK within %u ms", c->cfg.host, c->cfg.port, c->cfg.connect_timeout_ms);
+    snprintf(why, sizeof why, "%s:%u: no CONNACK within %u ms", c->cfg.host, c->cfg.port,
+             c->cfg.connect_timeout_ms);
     fail(c, why);
 }
 
@@ -289,8 +280,9 @@ static void begin_connect(ea_mqtt_client *c)
     char err[256];
     c->conn_timer = ea_loop_timer(c->loop, c->cfg.connect_timeout_ms, on_connect_timeout, c);
     c->state = ST_RESOLVING;
-    int r = ea_resolve_start(c->loop, c->cfg.host, c->cfg.port, c->cfg.hosts_path, c->cfg.resolv_path, &c->addr,
-                             on_resolved, c, &c->resolver, err, sizeof err);
+    int r =
+        ea_resolve_start(c->loop, c->cfg.host, c->cfg.port, c->cfg.hosts_path, c->cfg.resolv_path,
+                         &c->addr, on_resolved, c, &c->resolver, err, sizeof err);
     if (r < 0)
         fail(c, err);
     else if (r == 0)
@@ -302,8 +294,7 @@ static void begin_connect(ea_mqtt_client *c)
 static slot *slot_by_id(ea_mqtt_client *c, uint16_t id)
 {
     for (int i = 0; i < c->n_slots; i++)
-        if (c->slots[i].used && c->slots[i].id == id)
-            return &c->slots[i];
+        if (c->slots[i].used && c->slots[i].id == id) return &c->slots[i];
     return NULL;
 }
 
@@ -311,8 +302,7 @@ static uint16_t next_packet_id(ea_mqtt_client *c)
 {
     for (;;) {
         c->next_id = (uint16_t)(c->next_id == 65535 ? 1 : c->next_id + 1);
-        if (!slot_by_id(c, c->next_id))
-            return c->next_id;
+        if (!slot_by_id(c, c->next_id)) return c->next_id;
     }
 }
 
@@ -331,22 +321,20 @@ static void resend_inflight(ea_mqtt_client *c)
     for (int k = 0; k < c->used_slots; k++) {
         slot *next = NULL;
         for (int i = 0; i < c->n_slots; i++)
-            if (c->slots[i].used && c->slots[i].order > after && (!next || c->slots[i].order < next->order))
+            if (c->slots[i].used && c->slots[i].order > after &&
+                (!next || c->slots[i].order < next->order))
                 next = &c->slots[i];
-        if (!next)
-            break;
+        if (!next) break;
         after = next->order;
         next->pkt[0] |= 0x08;
-        if (tx_append(c, next->pkt, next->len) < 0)
-            return;
+        if (tx_append(c, next->pkt, next->len) < 0) return;
         c->stats.resent++;
     }
 }
 
 static void send_subscriptions(ea_mqtt_client *c)
 {
-    if (c->n_subs == 0)
-        return;
+    if (c->n_subs == 0) return;
     ea_mqtt_packet p = {.type = EA_MQTT_SUBSCRIBE};
     p.u.subscribe.packet_id = next_packet_id(c);
     p.u.subscribe.count = (size_t)c->n_subs;
@@ -368,8 +356,7 @@ static void on_keepalive(ea_loop *l, void *arg)
 {
     ea_mqtt_client *c = arg;
     c->ka_timer = 0;
-    if (c->state != ST_UP)
-        return;
+    if (c->state != ST_UP) return;
     uint64_t now = ea_loop_now_ms(l), ka = keepalive_ms(c);
     if (c->ping_out && now - c->ping_sent >= ka) {
         char why[96];
@@ -393,8 +380,9 @@ static void on_keepalive(ea_loop *l, void *arg)
 
 static const char *connack_reason(int rc)
 {
-    static const char *r[6] = {"accepted", "unacceptable protocol version", "client identifier rejected",
-                               "server unavailable", "bad user name or password", "not authorized"};
+    static const char *r[6] = {
+        "accepted",           "unacceptable protocol version", "client identifier rejected",
+        "server unavailable", "bad user name or password",     "not authorized"};
     return rc >= 0 && rc <= 5 ? r[rc] : "unknown";
 }
 
@@ -402,45 +390,42 @@ static void on_connack(ea_mqtt_client *c, const ea_mqtt_packet *p)
 {
     if (p->u.connack.return_code != 0) {
         char why[160];
-        snprintf(why, sizeof why, "%s:%u: broker refused the connection: %s", c->cfg.host, c->cfg.port,
-                 connack_reason(p->u.connack.return_code));
+        snprintf(why, sizeof why, "%s:%u: broker refused the connection: %s", c->cfg.host,
+                 c->cfg.port, connack_reason(p->u.connack.return_code));
         fail(c, why);
         return;
     }
     cancel_timer(c, &c->conn_timer);
     c->state = ST_UP;
     ea_backoff_reset(&c->bo);
-    if (c->ever_connected)
-        c->stats.reconnects++;
+    if (c->ever_connected) c->stats.reconnects++;
     c->ever_connected = 1;
     c->last_error[0] = '\0';
     c->last_tx = c->last_rx = ea_loop_now_ms(c->loop);
-    c->ka_timer = ea_loop_timer(c->loop, keepalive_ms(c) / 4 ? keepalive_ms(c) / 4 : 1, on_keepalive, c);
+    c->ka_timer =
+        ea_loop_timer(c->loop, keepalive_ms(c) / 4 ? keepalive_ms(c) / 4 : 1, on_keepalive, c);
     send_subscriptions(c);
     resend_inflight(c);
     want_write(c);
-    if (c->ev.connected)
-        c->ev.connected(c->ev.arg, p->u.connack.session_present);
+    if (c->ev.connected) c->ev.connected(c->ev.arg, p->u.connack.session_present);
 }
 
 static void on_puback(ea_mqtt_client *c, uint16_t id)
 {
     slot *s = slot_by_id(c, id);
-    if (!s)
-        return; /* a late PUBACK for a packet already acknowledged */
+    if (!s) return; /* a late PUBACK for a packet already acknowledged */
     uint64_t tag = s->tag;
     release_slot(c, s);
     c->stats.acked++;
-    if (c->ev.acked)
-        c->ev.acked(c->ev.arg, tag);
+    if (c->ev.acked) c->ev.acked(c->ev.arg, tag);
 }
 
 static void on_publish(ea_mqtt_client *c, const ea_mqtt_publish *pub)
 {
     c->stats.received++;
     if (c->ev.message)
-        c->ev.message(c->ev.arg, (const char *)pub->topic.p, pub->topic.len, pub->payload.p, pub->payload.len, pub->qos,
-                      pub->retain);
+        c->ev.message(c->ev.arg, (const char *)pub->topic.p, pub->topic.len, pub->payload.p,
+                      pub->payload.len, pub->qos, pub->retain);
     if (pub->qos == 1) {
         ea_mqtt_packet ack = {.type = EA_MQTT_PUBACK};
         ack.u.packet_id = pub->packet_id;
@@ -453,7 +438,8 @@ static void on_suback(ea_mqtt_client *c, const ea_mqtt_subscribe *s)
 {
     for (size_t i = 0; i < s->count; i++)
         if (s->qos[i] == 0x80)
-            snprintf(c->last_error, sizeof c->last_error, "broker refused subscription %zu of packet %u", i, s->packet_id);
+            snprintf(c->last_error, sizeof c->last_error,
+                     "broker refused subscription %zu of packet %u", i, s->packet_id);
 }
 
 /* Returns 0, or -1 when the connection was closed (by a failure or a callback). */
@@ -474,7 +460,9 @@ static int handle_packet(ea_mqtt_client *c, const ea_mqtt_packet *p)
         }
         on_connack(c, p);
         break;
-    case EA_MQTT_PUBACK: on_puback(c, p->u.packet_id); break;
+    case EA_MQTT_PUBACK:
+        on_puback(c, p->u.packet_id);
+        break;
     case EA_MQTT_PUBLISH:
         if (p->u.publish.qos == 2) {
             fail(c, "broker sent a QoS 2 PUBLISH (subscriptions ask for QoS 1 at most)");
@@ -482,9 +470,14 @@ static int handle_packet(ea_mqtt_client *c, const ea_mqtt_packet *p)
         }
         on_publish(c, &p->u.publish);
         break;
-    case EA_MQTT_SUBACK: on_suback(c, &p->u.subscribe); break;
-    case EA_MQTT_PINGRESP: c->ping_out = 0; break;
-    case EA_MQTT_UNSUBACK: break;
+    case EA_MQTT_SUBACK:
+        on_suback(c, &p->u.subscribe);
+        break;
+    case EA_MQTT_PINGRESP:
+        c->ping_out = 0;
+        break;
+    case EA_MQTT_UNSUBACK:
+        break;
     default:
         snprintf(why, sizeof why, "unexpected %s from broker", ea_mqtt_type_name(p->type));
         fail(c, why);
@@ -504,8 +497,7 @@ static int process_rx(ea_mqtt_client *c)
             fail(c, err);
             return -1;
         }
-        if (n == 0)
-            break;
+        if (n == 0) break;
         ea_mqtt_packet p;
         if (ea_mqtt_decode(c->rx + off, (size_t)n, &p, err, sizeof err) < 0) {
             fail(c, err);
@@ -527,14 +519,11 @@ static int process_rx(ea_mqtt_client *c)
 static int rx_room(ea_mqtt_client *c)
 {
     size_t limit = c->cfg.max_packet + 8;
-    if (c->rx_cap - c->rx_len >= 4096 || c->rx_cap >= limit)
-        return c->rx_len < c->rx_cap ? 0 : -1;
+    if (c->rx_cap - c->rx_len >= 4096 || c->rx_cap >= limit) return c->rx_len < c->rx_cap ? 0 : -1;
     size_t cap = c->rx_cap ? c->rx_cap * 2 : 8192;
-    if (cap > limit)
-        cap = limit;
+    if (cap > limit) cap = limit;
     uint8_t *p = realloc(c->rx, cap);
-    if (!p)
-        return -1;
+    if (!p) return -1;
     c->rx = p;
     c->rx_cap = cap;
     return 0;
@@ -551,16 +540,14 @@ static int read_all(ea_mqtt_client *c)
         if (n > 0) {
             c->rx_len += (size_t)n;
             c->last_rx = ea_loop_now_ms(c->loop);
-            if (process_rx(c) < 0)
-                return -1;
+            if (process_rx(c) < 0) return -1;
             continue;
         }
         if (n == 0) {
             fail(c, "connection closed by the broker");
             return -1;
         }
-        if (n == EA_IO_WANT_READ)
-            return 0;
+        if (n == EA_IO_WANT_READ) return 0;
         if (n == EA_IO_WANT_WRITE) {
             set_interest(c, EPOLLIN | EPOLLOUT);
             return 0;
@@ -611,23 +598,26 @@ static void on_io(ea_loop *l, int fd, uint32_t events, void *arg)
     (void)l;
     ea_mqtt_client *c = arg;
     switch (c->state) {
-    case ST_TCP: on_tcp_connected(c, fd); return;
-    case ST_TLS: step_handshake(c); return;
+    case ST_TCP:
+        on_tcp_connected(c, fd);
+        return;
+    case ST_TLS:
+        step_handshake(c);
+        return;
     case ST_CONNACK:
     case ST_UP:
-        if ((events & (EPOLLIN | EPOLLERR | EPOLLHUP)) && read_all(c) < 0)
-            return;
-        if (c->state == ST_CONNACK || c->state == ST_UP)
-            flush(c);
+        if ((events & (EPOLLIN | EPOLLERR | EPOLLHUP)) && read_all(c) < 0) return;
+        if (c->state == ST_CONNACK || c->state == ST_UP) flush(c);
         return;
-    default: return;
+    default:
+        return;
     }
 }
 
 /* ------------------------------------------------------------------ public API */
 
-ea_mqtt_client *ea_mqtt_client_new(ea_loop *loop, const ea_mqtt_client_config *cfg, const ea_mqtt_client_events *ev,
-                                   char *err, size_t errlen)
+ea_mqtt_client *ea_mqtt_client_new(ea_loop *loop, const ea_mqtt_client_config *cfg,
+                                   const ea_mqtt_client_events *ev, char *err, size_t errlen)
 {
     if (!cfg->host || !cfg->client_id) {
         snprintf(err, errlen, "MQTT client: host and client_id are required");
@@ -651,19 +641,14 @@ ea_mqtt_client *ea_mqtt_client_new(ea_loop *loop, const ea_mqtt_client_config *c
     c->cfg.will_payload = dup_or_null(cfg->will_payload);
     c->cfg.hosts_path = dup_or_null(cfg->hosts_path);
     c->cfg.resolv_path = dup_or_null(cfg->resolv_path);
-    if (c->cfg.keepalive_s <= 0 || c->cfg.keepalive_s > 65535)
-        c->cfg.keepalive_s = 30;
-    if (c->cfg.max_inflight <= 0 || c->cfg.max_inflight > 65535)
-        c->cfg.max_inflight = 64;
-    if (c->cfg.connect_timeout_ms == 0)
-        c->cfg.connect_timeout_ms = 10000;
-    if (c->cfg.max_packet == 0)
-        c->cfg.max_packet = 512 * 1024;
-    if (c->cfg.will_qos < 0 || c->cfg.will_qos > 1)
-        c->cfg.will_qos = 1;
-    if (ev)
-        c->ev = *ev;
-    ea_backoff_init(&c->bo, cfg->backoff_min_ms ? cfg->backoff_min_ms : 500, cfg->backoff_max_ms ? cfg->backoff_max_ms : 60000, 0);
+    if (c->cfg.keepalive_s <= 0 || c->cfg.keepalive_s > 65535) c->cfg.keepalive_s = 30;
+    if (c->cfg.max_inflight <= 0 || c->cfg.max_inflight > 65535) c->cfg.max_inflight = 64;
+    if (c->cfg.connect_timeout_ms == 0) c->cfg.connect_timeout_ms = 10000;
+    if (c->cfg.max_packet == 0) c->cfg.max_packet = 512 * 1024;
+    if (c->cfg.will_qos < 0 || c->cfg.will_qos > 1) c->cfg.will_qos = 1;
+    if (ev) c->ev = *ev;
+    ea_backoff_init(&c->bo, cfg->backoff_min_ms ? cfg->backoff_min_ms : 500,
+                    cfg->backoff_max_ms ? cfg->backoff_max_ms : 60000, 0);
     c->st.fd = -1;
     c->n_slots = c->cfg.max_inflight;
     c->slots = calloc((size_t)c->n_slots, sizeof *c->slots);
@@ -672,7 +657,8 @@ ea_mqtt_client *ea_mqtt_client_new(ea_loop *loop, const ea_mqtt_client_config *c
         ea_mqtt_client_free(c);
         return NULL;
     }
-    if (c->cfg.tls && !(c->tls_cfg = ea_tls_config_new(c->cfg.ca_file, c->cfg.cert_file, c->cfg.key_file, err, errlen))) {
+    if (c->cfg.tls && !(c->tls_cfg = ea_tls_config_new(c->cfg.ca_file, c->cfg.cert_file,
+                                                       c->cfg.key_file, err, errlen))) {
         ea_mqtt_client_free(c);
         return NULL;
     }
@@ -681,22 +667,19 @@ ea_mqtt_client *ea_mqtt_client_new(ea_loop *loop, const ea_mqtt_client_config *c
 
 void ea_mqtt_client_start(ea_mqtt_client *c)
 {
-    if (c->state != ST_IDLE && c->state != ST_WAIT)
-        return;
+    if (c->state != ST_IDLE && c->state != ST_WAIT) return;
     cancel_timer(c, &c->conn_timer);
     begin_connect(c);
 }
 
 int ea_mqtt_client_subscribe(ea_mqtt_client *c, const char *filter, int qos)
 {
-    if (c->n_subs == EA_MQTT_MAX_TOPICS || qos < 0 || qos > 1)
-        return -1;
+    if (c->n_subs == EA_MQTT_MAX_TOPICS || qos < 0 || qos > 1) return -1;
     ea_mqtt_str f = ea_mqtt_cstr(filter);
     if (f.len > 65535 || !ea_mqtt_utf8_valid(f.p, f.len) || !ea_mqtt_topic_filter_valid(&f))
         return -1;
     char *copy = strdup(filter);
-    if (!copy)
-        return -1;
+    if (!copy) return -1;
     c->subs[c->n_subs].filter = copy;
     c->subs[c->n_subs].qos = qos;
     c->n_subs++;
@@ -715,16 +698,14 @@ int ea_mqtt_client_subscribe(ea_mqtt_client *c, const char *filter, int qos)
 static slot *free_slot(ea_mqtt_client *c)
 {
     for (int i = 0; i < c->n_slots; i++)
-        if (!c->slots[i].used)
-            return &c->slots[i];
+        if (!c->slots[i].used) return &c->slots[i];
     return NULL;
 }
 
-int ea_mqtt_client_publish(ea_mqtt_client *c, const char *topic, const void *payload, size_t len, int qos, int retain,
-                           uint64_t tag)
+int ea_mqtt_client_publish(ea_mqtt_client *c, const char *topic, const void *payload, size_t len,
+                           int qos, int retain, uint64_t tag)
 {
-    if (c->state != ST_UP || qos < 0 || qos > 1)
-        return 0;
+    if (c->state != ST_UP || qos < 0 || qos > 1) return 0;
     ea_mqtt_packet p = {.type = EA_MQTT_PUBLISH};
     p.u.publish.topic = ea_mqtt_cstr(topic);
     p.u.publish.payload.p = payload;
@@ -737,19 +718,22 @@ int ea_mqtt_client_publish(ea_mqtt_client *c, const char *topic, const void *pay
             return 0;
     } else {
         slot *s = c->used_slots < c->n_slots ? free_slot(c) : NULL;
-        if (!s)
-            return 0;
+        if (!s) return 0;
         p.u.publish.packet_id = next_packet_id(c);
         size_t need = ea_mqtt_encode(&p, NULL, 0);
         uint8_t *pkt = need ? malloc(need) : NULL;
-        if (!pkt)
-            return 0;
+        if (!pkt) return 0;
         ea_mqtt_encode(&p, pkt, need);
         if (tx_append(c, pkt, need) < 0) {
             free(pkt);
             return 0;
         }
-        *s = (slot){.pkt = pkt, .len = need, .tag = tag, .order = ++c->next_order, .id = p.u.publish.packet_id, .used = 1};
+        *s = (slot){.pkt = pkt,
+                    .len = need,
+                    .tag = tag,
+                    .order = ++c->next_order,
+                    .id = p.u.publish.packet_id,
+                    .used = 1};
         c->used_slots++;
     }
     c->stats.published++;
@@ -770,8 +754,7 @@ int ea_mqtt_client_window_free(const ea_mqtt_client *c)
 int ea_mqtt_client_has_tag(const ea_mqtt_client *c, uint64_t tag)
 {
     for (int i = 0; i < c->n_slots; i++)
-        if (c->slots[i].used && c->slots[i].tag == tag)
-            return 1;
+        if (c->slots[i].used && c->slots[i].tag == tag) return 1;
     return 0;
 }
 
@@ -795,8 +778,7 @@ void ea_mqtt_client_disconnect(ea_mqtt_client *c)
 {
     if (c->state == ST_UP) {
         ea_mqtt_packet p = {.type = EA_MQTT_DISCONNECT};
-        if (tx_packet(c, &p) == 0)
-            flush(c);
+        if (tx_packet(c, &p) == 0) flush(c);
     }
     close_conn(c);
     c->state = ST_IDLE;
@@ -804,8 +786,7 @@ void ea_mqtt_client_disconnect(ea_mqtt_client *c)
 
 void ea_mqtt_client_free(ea_mqtt_client *c)
 {
-    if (!c)
-        return;
+    if (!c) return;
     close_conn(c);
     for (int i = 0; c->slots && i < c->n_slots; i++)
         free(c->slots[i].pkt);

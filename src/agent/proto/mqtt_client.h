@@ -33,7 +33,7 @@ typedef struct ea_mqtt_client ea_mqtt_client;
 typedef struct ea_mqtt_client_config {
     const char *host;
     uint16_t port;
-    int tls;                                    /* verify the server with ca_file (NULL = system bundle) */
+    int tls; /* verify the server with ca_file (NULL = system bundle) */
     const char *ca_file, *cert_file, *key_file; /* client certificate: both or neither */
     const char *client_id;                      /* required (persistent session key) */
     const char *username, *password;            /* NULL = none */
@@ -41,40 +41,41 @@ typedef struct ea_mqtt_client_config {
     int keepalive_s;                            /* 0 = 30 */
     const char *will_topic, *will_payload;      /* NULL = no last will */
     int will_retain, will_qos;
-    int max_inflight;                           /* 0 = 64; at most 65535 */
-    uint32_t backoff_min_ms, backoff_max_ms;    /* 0 = 500, 60000 */
-    uint32_t connect_timeout_ms;                /* 0 = 10000: TCP + TLS + CONNACK */
-    size_t max_packet;                          /* largest incoming packet; 0 = 512 KiB */
-    const char *hosts_path, *resolv_path;       /* resolver files (tests); NULL = /etc/... */
+    int max_inflight;                        /* 0 = 64; at most 65535 */
+    uint32_t backoff_min_ms, backoff_max_ms; /* 0 = 500, 60000 */
+    uint32_t connect_timeout_ms;             /* 0 = 10000: TCP + TLS + CONNACK */
+    size_t max_packet;                       /* largest incoming packet; 0 = 512 KiB */
+    const char *hosts_path, *resolv_path;    /* resolver files (tests); NULL = /etc/... */
 } ea_mqtt_client_config;
 
 typedef struct ea_mqtt_client_events {
     void (*connected)(void *arg, int session_present);
     void (*disconnected)(void *arg, const char *why);
-    void (*acked)(void *arg, uint64_t tag);  /* PUBACK for a QoS 1 publish */
-    void (*message)(void *arg, const char *topic, size_t topic_len, const void *payload, size_t len, int qos, int retain);
+    void (*acked)(void *arg, uint64_t tag); /* PUBACK for a QoS 1 publish */
+    void (*message)(void *arg, const char *topic, size_t topic_len, const void *payload, size_t len,
+                    int qos, int retain);
     void *arg;
 } ea_mqtt_client_events;
 
 typedef struct ea_mqtt_client_stats {
-    uint64_t resent;      /* PUBLISH re-sent with DUP after a reconnect */
-    uint64_t reconnects;  /* successful CONNACKs after the first */
+    uint64_t resent;     /* PUBLISH re-sent with DUP after a reconnect */
+    uint64_t reconnects; /* successful CONNACKs after the first */
     uint64_t connect_failures;
-    uint64_t pings;       /* PINGREQ sent */
+    uint64_t pings; /* PINGREQ sent */
     uint64_t published, acked, received;
 } ea_mqtt_client_stats;
 
 /* Copies cfg's strings. Does not connect yet. */
-ea_mqtt_client *ea_mqtt_client_new(ea_loop *loop, const ea_mqtt_client_config *cfg, const ea_mqtt_client_events *ev,
-                                   char *err, size_t errlen);
+ea_mqtt_client *ea_mqtt_client_new(ea_loop *loop, const ea_mqtt_client_config *cfg,
+                                   const ea_mqtt_client_events *ev, char *err, size_t errlen);
 /* Starts (or restarts after stop/abort) connecting. */
 void ea_mqtt_client_start(ea_mqtt_client *c);
 /* Remembers a subscription (sent now if connected, and after every reconnect). qos 0 or 1. */
 int ea_mqtt_client_subscribe(ea_mqtt_client *c, const char *filter, int qos);
 /* qos 1: returns 1 when queued in the window, 0 when not connected or the window is full.
  * qos 0: returns 1 when queued, 0 when not connected or the transmit buffer is full. */
-int ea_mqtt_client_publish(ea_mqtt_client *c, const char *topic, const void *payload, size_t len, int qos, int retain,
-                           uint64_t tag);
+int ea_mqtt_client_publish(ea_mqtt_client *c, const char *topic, const void *payload, size_t len,
+                           int qos, int retain, uint64_t tag);
 int ea_mqtt_client_connected(const ea_mqtt_client *c);
 int ea_mqtt_client_window_free(const ea_mqtt_client *c);
 int ea_mqtt_client_has_tag(const ea_mqtt_client *c, uint64_t tag); /* tag in the in-flight window */

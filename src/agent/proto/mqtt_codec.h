@@ -62,7 +62,8 @@ typedef struct ea_mqtt_publish {
     uint8_t qos, retain, dup;
 } ea_mqtt_publish;
 
-typedef struct ea_mqtt_subscribe { /* also UNSUBSCRIBE (qos unused) and SUBACK (qos = return codes) */
+typedef struct ea_mqtt_subscribe { /* also UNSUBSCRIBE (qos unused) and SUBACK (qos = return codes)
+                                    */
     uint16_t packet_id;
     size_t count;
     ea_mqtt_str topics[EA_MQTT_MAX_TOPICS];
@@ -77,7 +78,7 @@ typedef struct ea_mqtt_packet {
             uint8_t session_present, return_code;
         } connack;
         ea_mqtt_publish publish;
-        uint16_t packet_id; /* PUBACK PUBREC PUBREL PUBCOMP UNSUBACK */
+        uint16_t packet_id;          /* PUBACK PUBREC PUBREL PUBCOMP UNSUBACK */
         ea_mqtt_subscribe subscribe; /* SUBSCRIBE UNSUBSCRIBE SUBACK */
     } u;
 } ea_mqtt_packet;

@@ -48,8 +48,7 @@ uint32_t ea_backoff_next(ea_backoff *b)
     uint32_t cap = ea_backoff_cap(b);
     uint32_t half = cap / 2;
     uint32_t delay = half + (uint32_t)(next_random(b) % ((uint64_t)(cap - half) + 1));
-    if (b->attempt < 64)
-        b->attempt++;
+    if (b->attempt < 64) b->attempt++;
     return delay;
 }
 
