@@ -6,18 +6,23 @@
  * sandbox's mount namespace).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <glob.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <jansson.h>
 
 #include "cli.h"
+#include "fs/apply.h"
 #include "oci/image.h"
 #include "sandbox/sandbox.h"
 #include "util/progress.h"
@@ -143,7 +148,8 @@ static int pending_stop_signal(int sfd)
 {
     struct signalfd_siginfo si;
     while (read(sfd, &si, sizeof si) == (ssize_t)sizeof si)
-        if (si.ssi_signo == SIGINT || si.ssi_signo == SIGTERM || si.ssi_signo == SIGHUP) return (int)si.ssi_signo;
+        if (si.ssi_signo == SIGINT || si.ssi_signo == SIGTERM || si.ssi_signo == SIGHUP || si.ssi_signo == SIGQUIT)
+            return (int)si.ssi_signo;
     return 0;
 }
 
@@ -208,21 +214,97 @@ static void run_cleanup(run_state *s)
     es_image_close(s->img);
 }
 
-static int prepare_image(const run_args *a, run_state *s, es_error *err)
+/* Removes the unpack dir and any sibling es_unpack_image was filling ("DIR.tmp-XXXXXX"). */
+static void remove_unpack_dirs(const char *dir)
+{
+    es_cleanup_free char *pattern = es_xasprintf("%s.tmp-*", dir);
+    glob_t g;
+    if (glob(pattern, GLOB_NOSORT, NULL, &g) == 0) {
+        for (size_t i = 0; i < g.gl_pathc; i++) es_remove_tree(g.gl_pathv[i], NULL);
+        globfree(&g);
+    }
+    es_remove_tree(dir, NULL);
+}
+
+static void unpack_child(es_image *img, const char *dir, int out_fd) __attribute__((noreturn));
+static void unpack_child(es_image *img, const char *dir, int out_fd)
+{
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    es_apply_opts o;
+    es_apply_opts_default(&o);
+    o.allow_devices = geteuid() == 0;
+    o.skip_devices = !o.allow_devices;
+    es_progress *prog = es_progress_new("unpacking", 0);
+    es_error e;
+    memset(&e, 0, sizeof e);
+    int rc = es_unpack_image(img, dir, &o, NULL, prog, &e);
+    es_progress_done(prog);
+    if (rc < 0 && write(out_fd, &e, sizeof e) < 0) _exit(2);
+    _exit(rc < 0 ? 1 : 0);
+}
+
+/* The layers are unpacked in a child process so that a signal (Ctrl-C, kill) stops the run at once
+ * instead of after the unpack: the child is killed and its dirs removed. Returns 0 unpacked,
+ * 1 stopped by *stop_sig, -1 error. */
+static int unpack_interruptibly(run_state *s, int sfd, int *stop_sig, es_error *err)
+{
+    const char *tmp = getenv("TMPDIR");
+    s->tmp_rootfs = es_xasprintf("%s/edgeslim-rootfs-XXXXXX", tmp && *tmp ? tmp : "/var/tmp");
+    if (!mkdtemp(s->tmp_rootfs)) {
+        es_err_sys(err, ES_EIO, "creating %s", s->tmp_rootfs);
+        free(s->tmp_rootfs);
+        s->tmp_rootfs = NULL;
+        return -1;
+    }
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) < 0) return es_err_sys(err, ES_EFAIL, "pipe");
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) return es_err_sys(err, ES_EFAIL, "fork");
+    if (pid == 0) unpack_child(s->img, s->tmp_rootfs, p[1]);
+    close(p[1]);
+    es_cleanup_close int rfd = p[0];
+    for (;;) {
+        struct pollfd pf[2] = {{rfd, POLLIN, 0}, {sfd, POLLIN, 0}};
+        if (poll(pf, 2, -1) < 0 && errno != EINTR) return es_err_sys(err, ES_EFAIL, "poll");
+        int sig = pf[1].revents ? pending_stop_signal(sfd) : 0;
+        if (sig) {
+            kill(pid, SIGKILL);
+            waitpid(pid, NULL, 0);
+            remove_unpack_dirs(s->tmp_rootfs);
+            *stop_sig = sig;
+            return 1;
+        }
+        if (!pf[0].revents) continue;
+        es_error e;
+        ssize_t n = read(rfd, &e, sizeof e);
+        int status = 0;
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+        if (n == (ssize_t)sizeof e) {
+            *err = e;
+            return -1;
+        }
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+            return es_err(err, ES_EFAIL, "unpacking %s failed (status %d)", s->img->ref.path, status);
+        return 0;
+    }
+}
+
+static int prepare_image(const run_args *a, run_state *s, int sfd, int *stop_sig, es_error *err)
 {
     es_open_opts oo = {.platform = a->platform};
     if (es_image_open(a->image, &oo, &s->img, err) < 0) return -1;
     if (es_sandbox_check_platform(s->img, err) < 0) return -1;
     if (es_run_config_from_image(s->img, a->cmd, a->entrypoint, &s->rc, err) < 0) return -1;
-    es_progress *prog = es_progress_new("unpacking", 0);
-    int rc = es_sandbox_unpack_temp(s->img, &s->tmp_rootfs, prog, err);
-    es_progress_done(prog);
-    return rc;
+    return unpack_interruptibly(s, sfd, stop_sig, err);
 }
 
 static int run_main(const run_args *a, run_state *s, int sfd, es_error *err)
 {
-    if (a->image && prepare_image(a, s, err) < 0) return -1;
+    int stop_sig = 0;
+    int pr = a->image ? prepare_image(a, s, sfd, &stop_sig, err) : 0;
+    if (pr < 0) return -1;
+    if (pr == 1) return 128 + stop_sig;
     if (!a->image) {
         s->rc.argv = es_xcalloc(1, sizeof *s->rc.argv);
         s->rc.env = es_xcalloc(1, sizeof *s->rc.env);
