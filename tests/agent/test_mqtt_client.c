@@ -448,6 +448,63 @@ static void test_credentials_checked_by_broker(void **state)
     test_broker_stop(&b);
 }
 
+static int got_after(void *arg)
+{
+    return strcmp(((peer *)arg)->last_payload, "after") == 0;
+}
+
+/* A message over max_packet (e.g. a hostile one on the control topic) is dropped and PUBACKed;
+ * the connection stays up, later messages arrive, and the persistent session does not redeliver
+ * it (which would otherwise cut the uplink after every reconnect). */
+static void test_oversized_publish_dropped_not_fatal(void **state)
+{
+    (void)state;
+    test_broker b = {0};
+    assert_int_equal(test_broker_start(&b, NULL), 0);
+    ea_loop *l = ea_loop_new();
+    peer sub, pub;
+    memset(&sub, 0, sizeof sub);
+    ea_mqtt_client_config cfg = {.host = "127.0.0.1",
+                                 .port = (uint16_t)b.port,
+                                 .client_id = "t-small",
+                                 .max_packet = 100 * 1024,
+                                 .backoff_min_ms = 50};
+    ea_mqtt_client_events ev = {peer_connected, peer_disconnected, peer_acked, peer_message, &sub};
+    char err[256];
+    sub.c = ea_mqtt_client_new(l, &cfg, &ev, err, sizeof err);
+    assert_non_null(sub.c);
+    ea_mqtt_client_subscribe(sub.c, "t/big", 1);
+    peer_connect(l, &sub);
+    peer_new(l, &pub, b.port, "t-bigpub", 1, NULL);
+    peer_connect(l, &pub);
+    size_t big = 300 * 1024;
+    char *payload = malloc(big);
+    memset(payload, 'x', big);
+    assert_int_equal(ea_mqtt_client_publish(pub.c, "t/big", payload, big, 1, 0, 1), 1);
+    assert_int_equal(ea_mqtt_client_publish(pub.c, "t/big", "after", 5, 1, 0, 2), 1);
+    assert_true(test_run_until(l, got_after, &sub, 10000));
+    ea_mqtt_client_stats st;
+    ea_mqtt_client_stats_get(sub.c, &st);
+    assert_int_equal(st.oversized, 1);
+    assert_int_equal(sub.received, 1); /* only "after" was delivered to the callback */
+    assert_int_equal(sub.disconnects, 0);
+    assert_non_null(strstr(ea_mqtt_client_last_error(sub.c), "dropped a 307"));
+    test_run_until(l, NULL, NULL, 200);
+    ea_mqtt_client_disconnect(
+        sub.c); /* resume: the dropped message was PUBACKed, not redelivered */
+    ea_mqtt_client_start(sub.c);
+    assert_true(test_run_until(l, is_connected, &sub, 5000));
+    test_run_until(l, NULL, NULL, 300);
+    ea_mqtt_client_stats_get(sub.c, &st);
+    assert_int_equal(st.oversized, 1);
+    assert_int_equal(sub.received, 1);
+    free(payload);
+    ea_mqtt_client_free(sub.c);
+    ea_mqtt_client_free(pub.c);
+    ea_loop_free(l);
+    test_broker_stop(&b);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -460,6 +517,7 @@ int main(void)
         cmocka_unit_test(test_broker_restart_reconnects_and_resends),
         cmocka_unit_test(test_keepalive_detects_frozen_broker),
         cmocka_unit_test(test_credentials_checked_by_broker),
+        cmocka_unit_test(test_oversized_publish_dropped_not_fatal),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -55,6 +55,7 @@ struct ea_mqtt_client {
     int conn_timer, ka_timer;
     uint8_t *rx, *tx;
     size_t rx_len, rx_cap, tx_len, tx_off, tx_cap;
+    size_t skip_left; /* bytes of a dropped oversized PUBLISH still to discard */
     slot *slots;
     int n_slots, used_slots;
     uint64_t next_order;
@@ -178,6 +179,7 @@ static void close_conn(ea_mqtt_client *c)
     cancel_timer(c, &c->conn_timer);
     cancel_timer(c, &c->ka_timer);
     c->rx_len = 0;
+    c->skip_left = 0;
     c->tx_len = c->tx_off = 0;
     c->ping_out = 0;
     c->interest = 0;
@@ -486,13 +488,65 @@ static int handle_packet(ea_mqtt_client *c, const ea_mqtt_packet *p)
     return c->gen == gen ? 0 : -1;
 }
 
+/* A PUBLISH larger than max_packet is dropped, not fatal: failing would make the broker redeliver
+ * it after every reconnect (persistent session) and one oversized message would cut the uplink
+ * for good. Its header (topic, packet id) is read, a QoS 1 one is PUBACKed, the body is skipped as
+ * it arrives. Returns the bytes consumed at rx+off, 0 when the header is not complete yet, -1 after
+ * fail(). */
+static long drop_oversized(ea_mqtt_client *c, size_t off)
+{
+    const uint8_t *b = c->rx + off;
+    size_t have = c->rx_len - off;
+    uint32_t rl;
+    size_t used;
+    if (ea_mqtt_get_remaining(b + 1, have - 1, &rl, &used) != 1 || (b[0] >> 4) != EA_MQTT_PUBLISH) {
+        fail(c, "oversized or malformed packet from the broker");
+        return -1;
+    }
+    int qos = (b[0] >> 1) & 3;
+    size_t hdr = 1 + used;
+    if (have < hdr + 2) return 0;
+    size_t topic_len = (size_t)(b[hdr] << 8 | b[hdr + 1]);
+    size_t need = hdr + 2 + topic_len + (qos ? 2 : 0);
+    if (have < need) {
+        if (c->rx_len == c->rx_cap)
+            fail(c, "oversized PUBLISH header does not fit the receive buffer");
+        return c->rx_len == c->rx_cap ? -1 : 0;
+    }
+    size_t total = hdr + rl;
+    snprintf(c->last_error, sizeof c->last_error, "dropped a %zu-byte PUBLISH on %.*s (limit %zu)",
+             total, (int)(topic_len > 100 ? 100 : topic_len), (const char *)b + hdr + 2,
+             c->cfg.max_packet);
+    c->stats.oversized++;
+    if (qos == 1) {
+        ea_mqtt_packet ack = {.type = EA_MQTT_PUBACK};
+        ack.u.packet_id = (uint16_t)(b[need - 2] << 8 | b[need - 1]);
+        tx_packet(c, &ack);
+        want_write(c);
+    }
+    size_t consume = have < total ? have : total;
+    c->skip_left = total - consume;
+    return (long)consume;
+}
+
 static int process_rx(ea_mqtt_client *c)
 {
     size_t off = 0;
     char err[160];
     int rc = 0;
+    if (c->skip_left) { /* rest of a dropped oversized PUBLISH */
+        off = c->skip_left < c->rx_len ? c->skip_left : c->rx_len;
+        c->skip_left -= off;
+    }
     while (off < c->rx_len) {
         long n = ea_mqtt_frame(c->rx + off, c->rx_len - off, c->cfg.max_packet, err, sizeof err);
+        if (n < 0 && strstr(err, "exceeds")) {
+            n = drop_oversized(c, off);
+            if (n < 0) return -1;
+            if (n == 0) break;
+            off += (size_t)n;
+            continue;
+        }
         if (n < 0) {
             fail(c, err);
             return -1;
