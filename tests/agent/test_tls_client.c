@@ -37,6 +37,9 @@ static const char pki_script[] =
     "ec client.key; openssl req -new -key client.key -out client.csr -subj /CN=edge-1\n"
     "openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 30 -extfile "
     "client.ext -out client.crt 2>/dev/null\n"
+    "ec rogue.key; openssl req -new -key rogue.key -out rogue.csr -subj /CN=rogue\n"
+    "openssl x509 -req -in rogue.csr -CA ca2.crt -CAkey ca2.key -CAcreateserial -days 30 -extfile "
+    "client.ext -out rogue.crt 2>/dev/null\n"
     "ec expired.key; openssl req -new -key expired.key -out expired.csr -subj /CN=localhost\n"
     "touch index.txt; echo 1000 > serial\n"
     "printf "
@@ -211,7 +214,12 @@ static void test_client_certificate_required(void **state)
     ea_loop *l = ea_loop_new();
     peer p;
     assert_false(tls_attempt(l, &p, port_client_cert, "ca.crt", NULL, NULL));
-    assert_true(strstr(p.why, "TLS") != NULL || strstr(p.why, "closed") != NULL);
+    assert_string_equal(
+        p.why, "TLS: client certificate required by the server (set cert_file and key_file)");
+    ea_mqtt_client_free(p.c);
+    /* a client certificate from a CA the broker does not trust */
+    assert_false(tls_attempt(l, &p, port_client_cert, "ca.crt", "rogue.crt", "rogue.key"));
+    assert_string_equal(p.why, "TLS: client certificate refused by the server");
     ea_mqtt_client_free(p.c);
     if (!tls_attempt(l, &p, port_client_cert, "ca.crt", "client.crt", "client.key"))
         fail_msg("refused with a client certificate: %s", p.why);

@@ -29,6 +29,7 @@ struct ea_tls_config {
 struct ea_tls {
     mbedtls_ssl_context ssl;
     int fd;
+    int has_client_cert;
     size_t pending_write; /* length of a write that returned WANT_*, to repeat exactly */
 };
 
@@ -151,6 +152,7 @@ ea_tls *ea_tls_new(ea_tls_config *c, int fd, const char *hostname, char *err, si
         return NULL;
     }
     t->fd = fd;
+    t->has_client_cert = c->own_cert.version != 0;
     mbedtls_ssl_init(&t->ssl);
     int rc = mbedtls_ssl_setup(&t->ssl, &c->conf);
     if (rc == 0) rc = mbedtls_ssl_set_hostname(&t->ssl, hostname);
@@ -200,10 +202,15 @@ int ea_tls_handshake(ea_tls *t, char *err, size_t errlen)
     uint32_t flags = mbedtls_ssl_get_verify_result(&t->ssl);
     if (rc == MBEDTLS_ERR_X509_CERT_VERIFY_FAILED && flags != 0) {
         describe_verify_failure(flags, err, errlen);
+    } else if (t->ssl.client_auth &&
+               (rc == MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE || rc == MBEDTLS_ERR_NET_CONN_RESET ||
+                rc == MBEDTLS_ERR_SSL_CONN_EOF)) {
+        /* the server asked for a client certificate (CertificateRequest) and then hung up */
+        snprintf(err, errlen, "TLS: client certificate %s",
+                 t->has_client_cert ? "refused by the server"
+                                    : "required by the server (set cert_file and key_file)");
     } else if (rc == MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE) {
-        snprintf(err, errlen,
-                 "TLS: handshake refused by the server (fatal alert; client certificate missing or "
-                 "not accepted?)");
+        snprintf(err, errlen, "TLS: handshake refused by the server (fatal alert)");
     } else {
         char why[160];
         describe_mbedtls(rc, why, sizeof why);
