@@ -39,74 +39,103 @@ typedef struct run_args {
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "Usage: edgeslim run [OPTIONS] IMAGE [-- CMD [ARG...]]\n"
-            "       edgeslim run [OPTIONS] --rootfs DIR -- CMD [ARG...]\n\n"
-            "Runs an image in edgeslim's own sandbox: no daemon, no cgroups. The layers are unpacked\n"
-            "into a temporary root used through an overlay (the run cannot change it), with private\n"
-            "mount/pid/uts/ipc/network namespaces, minimal /dev, /proc, tmpfs /tmp, the image's user,\n"
-            "env, workdir, entrypoint and cmd. Exits with the app's exit code (128+N if killed by N).\n\n"
-            "Options:\n"
-            "  --net MODE          private (default: own netns, loopback only), none (no interface\n"
-            "                      up), host (the host's network)\n"
-            "  --user USER         name, uid, name:group or uid:gid (resolved in the image)\n"
-            "  --env, -e K=V       set an environment variable (repeatable; K alone removes K)\n"
-            "  --workdir, -w DIR   working directory (created if missing)\n"
-            "  --entrypoint CMD    replace the image's entrypoint ('' clears it)\n"
-            "  --hostname NAME     container hostname (default edgeslim)\n"
-            "  --platform OS/ARCH  choose from a multi-platform image (must match this host)\n"
-            "  --rootfs DIR        run an unpacked root directory instead of an image\n"
-            "  --trace FILE        record the files the app touched (JSON), as slim sees them\n"
-            "  --help              this help\n\n"
-            "CMD after -- replaces the image's Cmd (docker semantics). See docs/run.md.\n");
+    fprintf(
+        f,
+        "Usage: edgeslim run [OPTIONS] IMAGE [-- CMD [ARG...]]\n"
+        "       edgeslim run [OPTIONS] --rootfs DIR -- CMD [ARG...]\n\n"
+        "Runs an image in edgeslim's own sandbox: no daemon, no cgroups. The layers are unpacked\n"
+        "into a temporary root used through an overlay (the run cannot change it), with private\n"
+        "mount/pid/uts/ipc/network namespaces, minimal /dev, /proc, tmpfs /tmp, the image's user,\n"
+        "env, workdir, entrypoint and cmd. Exits with the app's exit code (128+N if killed by "
+        "N).\n\n"
+        "Options:\n"
+        "  --net MODE          private (default: own netns, loopback only), none (no interface\n"
+        "                      up), host (the host's network)\n"
+        "  --user USER         name, uid, name:group or uid:gid (resolved in the image)\n"
+        "  --env, -e K=V       set an environment variable (repeatable; K alone removes K)\n"
+        "  --workdir, -w DIR   working directory (created if missing)\n"
+        "  --entrypoint CMD    replace the image's entrypoint ('' clears it)\n"
+        "  --hostname NAME     container hostname (default edgeslim)\n"
+        "  --platform OS/ARCH  choose from a multi-platform image (must match this host)\n"
+        "  --rootfs DIR        run an unpacked root directory instead of an image\n"
+        "  --trace FILE        record the files the app touched (JSON), as slim sees them\n"
+        "  --help              this help\n\n"
+        "CMD after -- replaces the image's Cmd (docker semantics). See docs/run.md.\n");
 }
 
 static int parse_net(const char *s, es_net_mode *out)
 {
-    if (!strcmp(s, "private")) *out = ES_NET_PRIVATE;
-    else if (!strcmp(s, "none")) *out = ES_NET_NONE;
-    else if (!strcmp(s, "host")) *out = ES_NET_HOST;
-    else return -1;
+    if (!strcmp(s, "private"))
+        *out = ES_NET_PRIVATE;
+    else if (!strcmp(s, "none"))
+        *out = ES_NET_NONE;
+    else if (!strcmp(s, "host"))
+        *out = ES_NET_HOST;
+    else
+        return -1;
     return 0;
 }
 
 static int parse_args(int argc, char **argv, run_args *a)
 {
     enum { O_NET = 256, O_USER, O_ENTRY, O_HOST, O_PLAT, O_ROOTFS, O_TRACE, O_HELP };
-    static const struct option opts[] = {
-        {"net", required_argument, 0, O_NET},         {"user", required_argument, 0, O_USER},
-        {"env", required_argument, 0, 'e'},           {"workdir", required_argument, 0, 'w'},
-        {"entrypoint", required_argument, 0, O_ENTRY}, {"hostname", required_argument, 0, O_HOST},
-        {"platform", required_argument, 0, O_PLAT},   {"rootfs", required_argument, 0, O_ROOTFS},
-        {"trace", required_argument, 0, O_TRACE},     {"help", no_argument, 0, O_HELP},
-        {0, 0, 0, 0}};
+    static const struct option opts[] = {{"net", required_argument, 0, O_NET},
+                                         {"user", required_argument, 0, O_USER},
+                                         {"env", required_argument, 0, 'e'},
+                                         {"workdir", required_argument, 0, 'w'},
+                                         {"entrypoint", required_argument, 0, O_ENTRY},
+                                         {"hostname", required_argument, 0, O_HOST},
+                                         {"platform", required_argument, 0, O_PLAT},
+                                         {"rootfs", required_argument, 0, O_ROOTFS},
+                                         {"trace", required_argument, 0, O_TRACE},
+                                         {"help", no_argument, 0, O_HELP},
+                                         {0, 0, 0, 0}};
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "+e:w:", opts, NULL)) != -1) {
         switch (c) {
         case O_NET:
-            if (parse_net(optarg, &a->net) < 0) return cli_usage_error("run", "--net must be private, none or host");
+            if (parse_net(optarg, &a->net) < 0)
+                return cli_usage_error("run", "--net must be private, none or host");
             break;
-        case O_USER: a->user = optarg; break;
+        case O_USER:
+            a->user = optarg;
+            break;
         case 'e':
             a->env = es_xrealloc(a->env, (a->n_env + 1) * sizeof *a->env);
             a->env[a->n_env++] = optarg;
             break;
-        case 'w': a->workdir = optarg; break;
-        case O_ENTRY: a->entrypoint = optarg; break;
-        case O_HOST: a->hostname = optarg; break;
-        case O_PLAT: a->platform = optarg; break;
-        case O_ROOTFS: a->rootfs = optarg; break;
-        case O_TRACE: a->trace_out = optarg; break;
-        case O_HELP: usage(stdout); return -1;
-        default: return cli_usage_error("run", "unknown option");
+        case 'w':
+            a->workdir = optarg;
+            break;
+        case O_ENTRY:
+            a->entrypoint = optarg;
+            break;
+        case O_HOST:
+            a->hostname = optarg;
+            break;
+        case O_PLAT:
+            a->platform = optarg;
+            break;
+        case O_ROOTFS:
+            a->rootfs = optarg;
+            break;
+        case O_TRACE:
+            a->trace_out = optarg;
+            break;
+        case O_HELP:
+            usage(stdout);
+            return -1;
+        default:
+            return cli_usage_error("run", "unknown option");
         }
     }
     if (!a->rootfs) {
         if (optind >= argc) return cli_usage_error("run", "missing IMAGE");
         a->image = argv[optind++];
     }
-    if (optind < argc && strcmp(argv[optind - 1], "--") != 0 && strcmp(argv[optind], "--") == 0) optind++;
+    if (optind < argc && strcmp(argv[optind - 1], "--") != 0 && strcmp(argv[optind], "--") == 0)
+        optind++;
     if (optind < argc) a->cmd = argv + optind;
     if (a->rootfs && !a->cmd) return cli_usage_error("run", "--rootfs needs a command after --");
     return 0;
@@ -117,7 +146,8 @@ static void apply_env(char ***env, const char *kv)
 {
     size_t klen = strcspn(kv, "=");
     size_t n = 0;
-    for (char **p = *env; p && *p; p++) n++;
+    for (char **p = *env; p && *p; p++)
+        n++;
     for (size_t i = 0; i < n; i++) {
         if (strncmp((*env)[i], kv, klen) != 0 || (*env)[i][klen] != '=') continue;
         free((*env)[i]);
@@ -139,7 +169,8 @@ static void apply_env(char ***env, const char *kv)
 static int block_run_signals(sigset_t *set)
 {
     sigemptyset(set);
-    for (size_t i = 0; i < sizeof run_signals / sizeof run_signals[0]; i++) sigaddset(set, run_signals[i]);
+    for (size_t i = 0; i < sizeof run_signals / sizeof run_signals[0]; i++)
+        sigaddset(set, run_signals[i]);
     sigprocmask(SIG_BLOCK, set, NULL);
     return signalfd(-1, set, SFD_CLOEXEC | SFD_NONBLOCK);
 }
@@ -148,7 +179,8 @@ static int pending_stop_signal(int sfd)
 {
     struct signalfd_siginfo si;
     while (read(sfd, &si, sizeof si) == (ssize_t)sizeof si)
-        if (si.ssi_signo == SIGINT || si.ssi_signo == SIGTERM || si.ssi_signo == SIGHUP || si.ssi_signo == SIGQUIT)
+        if (si.ssi_signo == SIGINT || si.ssi_signo == SIGTERM || si.ssi_signo == SIGHUP ||
+            si.ssi_signo == SIGQUIT)
             return (int)si.ssi_signo;
     return 0;
 }
@@ -185,7 +217,8 @@ static int write_trace(es_sandbox *sb, const char *file, es_error *err)
     json_t *sys = json_array();
     const char *const *names;
     size_t ns = es_sandbox_trace_syscalls(sb, &names);
-    for (size_t i = 0; i < ns; i++) json_array_append_new(sys, json_string(names[i]));
+    for (size_t i = 0; i < ns; i++)
+        json_array_append_new(sys, json_string(names[i]));
     json_t *doc = json_pack("{s:o, s:o, s:b}", "paths", arr, "syscalls", sys, "overflowed",
                             es_sandbox_trace_overflowed(sb));
     es_cleanup_free char *tmp = es_xasprintf("%s.tmp.%d", file, (int)getpid());
@@ -220,7 +253,8 @@ static void remove_unpack_dirs(const char *dir)
     es_cleanup_free char *pattern = es_xasprintf("%s.tmp-*", dir);
     glob_t g;
     if (glob(pattern, GLOB_NOSORT, NULL, &g) == 0) {
-        for (size_t i = 0; i < g.gl_pathc; i++) es_remove_tree(g.gl_pathv[i], NULL);
+        for (size_t i = 0; i < g.gl_pathc; i++)
+            es_remove_tree(g.gl_pathv[i], NULL);
         globfree(&g);
     }
     es_remove_tree(dir, NULL);
@@ -279,13 +313,15 @@ static int unpack_interruptibly(run_state *s, int sfd, int *stop_sig, es_error *
         es_error e;
         ssize_t n = read(rfd, &e, sizeof e);
         int status = 0;
-        while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+        }
         if (n == (ssize_t)sizeof e) {
             *err = e;
             return -1;
         }
         if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-            return es_err(err, ES_EFAIL, "unpacking %s failed (status %d)", s->img->ref.path, status);
+            return es_err(err, ES_EFAIL, "unpacking %s failed (status %d)", s->img->ref.path,
+                          status);
         return 0;
     }
 }
@@ -315,7 +351,8 @@ static int run_main(const run_args *a, run_state *s, int sfd, es_error *err)
             s->rc.argv[n + 1] = NULL;
         }
     }
-    for (size_t i = 0; i < a->n_env; i++) apply_env(&s->rc.env, a->env[i]);
+    for (size_t i = 0; i < a->n_env; i++)
+        apply_env(&s->rc.env, a->env[i]);
     int sig = pending_stop_signal(sfd);
     if (sig) return 128 + sig;
     es_sandbox_opts o;

@@ -47,9 +47,10 @@ static char *joined(char **v)
 static void entrypoint_and_cmd_rules(void **state)
 {
     (void)state;
-    es_image *img = image_with("{\"config\":{\"Entrypoint\":[\"/server\"],\"Cmd\":[\"8080\", 5],"
-                               "\"Env\":[\"PATH=/bin\",\"A=b\"],\"WorkingDir\":\"/app\",\"User\":\"65532:65532\"}}",
-                               "amd64");
+    es_image *img = image_with(
+        "{\"config\":{\"Entrypoint\":[\"/server\"],\"Cmd\":[\"8080\", 5],"
+        "\"Env\":[\"PATH=/bin\",\"A=b\"],\"WorkingDir\":\"/app\",\"User\":\"65532:65532\"}}",
+        "amd64");
     es_run_config c;
     es_error err = {0};
     assert_int_equal(es_run_config_from_image(img, NULL, NULL, &c, &err), 0);
@@ -82,7 +83,8 @@ static void no_entrypoint_or_cmd(void **state)
     es_error err = {0};
     assert_int_equal(es_run_config_from_image(img, NULL, NULL, &c, &err), -1);
     assert_int_equal(err.code, ES_ERUN);
-    assert_string_equal(err.msg, "image test.tar has no entrypoint or cmd: give a command after --");
+    assert_string_equal(err.msg,
+                        "image test.tar has no entrypoint or cmd: give a command after --");
     assert_null(c.argv);
     free_image(img);
 }
@@ -101,7 +103,8 @@ static void other_architecture_is_refused(void **state)
     assert_int_equal(es_sandbox_check_platform(img, &err), -1);
     assert_int_equal(err.code, ES_EUNSUPPORTED);
     char want[256];
-    snprintf(want, sizeof want, "image is linux/%s, this host is linux/%s: it cannot run here", other, arch);
+    snprintf(want, sizeof want, "image is linux/%s, this host is linux/%s: it cannot run here",
+             other, arch);
     assert_string_equal(err.msg, want);
     free_image(img);
 }

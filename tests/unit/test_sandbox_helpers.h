@@ -41,13 +41,15 @@ static inline char *tsb_make_rootfs(void)
     char *dir = strdup("/tmp/test-sandbox-rootfs-XXXXXX");
     if (!mkdtemp(dir)) abort();
     char cmd[8192];
-    snprintf(cmd, sizeof cmd,
-             "set -e; cd %s; mkdir -p bin etc data/sub home/app; cp " BUSYBOX " bin/busybox;"
-             "for a in $(bin/busybox --list); do [ \"$a\" = busybox ] || ln -s busybox bin/$a; done;"
-             "echo hi > etc/target; ln -s target etc/link; echo x > data/file; chown 1000:1000 home/app",
-             dir);
+    snprintf(
+        cmd, sizeof cmd,
+        "set -e; cd %s; mkdir -p bin etc data/sub home/app; cp " BUSYBOX " bin/busybox;"
+        "for a in $(bin/busybox --list); do [ \"$a\" = busybox ] || ln -s busybox bin/$a; done;"
+        "echo hi > etc/target; ln -s target etc/link; echo x > data/file; chown 1000:1000 home/app",
+        dir);
     if (tsb_run_sh(cmd) != 0) abort();
-    tsb_write(dir, "etc/passwd", "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n");
+    tsb_write(dir, "etc/passwd",
+              "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n");
     tsb_write(dir, "etc/group", "root:x:0:\napp:x:1000:\nextra:x:2000:app\n");
     return dir;
 }
@@ -80,11 +82,14 @@ static inline char *tsb_snapshot(const char *dir)
 
 /* Runs argv in a new sandbox over root with opts tweaked by the caller (may be NULL) and returns
  * the exit code; the app's stdout goes to *out (malloc'd). */
-static inline int tsb_run_capture(const char *root, char *const argv[], es_sandbox_opts *base, char **out)
+static inline int tsb_run_capture(const char *root, char *const argv[], es_sandbox_opts *base,
+                                  char **out)
 {
     es_sandbox_opts o;
-    if (base) o = *base;
-    else es_sandbox_opts_init(&o);
+    if (base)
+        o = *base;
+    else
+        es_sandbox_opts_init(&o);
     o.rootfs = root;
     o.argv = argv;
     int p[2];
@@ -103,7 +108,8 @@ static inline int tsb_run_capture(const char *root, char *const argv[], es_sandb
     size_t cap = 65536, n = 0;
     char *buf = malloc(cap);
     ssize_t r;
-    while ((r = read(p[0], buf + n, cap - n - 1)) > 0) n += (size_t)r;
+    while ((r = read(p[0], buf + n, cap - n - 1)) > 0)
+        n += (size_t)r;
     buf[n] = '\0';
     close(p[0]);
     int code = -1;
@@ -114,9 +120,9 @@ static inline int tsb_run_capture(const char *root, char *const argv[], es_sandb
 }
 
 /* Starts a sandbox or fails the test with the library's message. */
-#define start_ok(o, sbp)                                                                            \
-    do {                                                                                            \
-        es_error e_ = {0};                                                                          \
+#define start_ok(o, sbp)                                                                           \
+    do {                                                                                           \
+        es_error e_ = {0};                                                                         \
         if (es_sandbox_start((o), (sbp), &e_) != 0) fail_msg("es_sandbox_start: %s", e_.msg);      \
     } while (0)
 

@@ -68,7 +68,9 @@ static void env_and_workdir(void **state)
     int code;
     char *out = run_sh("echo \"$FOO\"; pwd; echo $HOME; echo $PATH", &o, &code);
     assert_int_equal(code, 0);
-    assert_string_equal(out, "bar baz\n/srv/app\n/root\n/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n");
+    assert_string_equal(
+        out,
+        "bar baz\n/srv/app\n/root\n/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n");
     free(out);
 }
 
@@ -117,8 +119,9 @@ static void private_network_has_only_lo(void **state)
 {
     (void)state;
     int code;
-    char *out = run_sh("tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '; cat /sys/class/net/lo/operstate", NULL,
-                       &code);
+    char *out = run_sh(
+        "tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '; cat /sys/class/net/lo/operstate", NULL,
+        &code);
     assert_int_equal(code, 0);
     assert_string_equal(out, "lo\nunknown\n");
     free(out);
@@ -135,16 +138,18 @@ static void proc_sys_read_only_and_low_ports_for_users(void **state)
     (void)state;
     int code;
     /* root in the container cannot change host kernel knobs */
-    char *out = run_sh("echo '|/tmp/x' > /proc/sys/kernel/core_pattern 2>/dev/null; echo $?", NULL, &code);
+    char *out =
+        run_sh("echo '|/tmp/x' > /proc/sys/kernel/core_pattern 2>/dev/null; echo $?", NULL, &code);
     assert_string_equal(out, "1\n");
     free(out);
     /* as docker, a non-root app may bind port 80 in its own netns */
     es_sandbox_opts o;
     es_sandbox_opts_init(&o);
     o.user = "app";
-    out = run_sh("httpd -p 127.0.0.1:80 -h /etc || exit 9; for i in $(seq 100); do "
-                 "wget -q -O - http://127.0.0.1:80/target 2>/dev/null && exit 0; sleep 0.1; done; exit 8",
-                 &o, &code);
+    out = run_sh(
+        "httpd -p 127.0.0.1:80 -h /etc || exit 9; for i in $(seq 100); do "
+        "wget -q -O - http://127.0.0.1:80/target 2>/dev/null && exit 0; sleep 0.1; done; exit 8",
+        &o, &code);
     assert_int_equal(code, 0);
     assert_string_equal(out, "hi\n");
     free(out);
@@ -154,11 +159,13 @@ static void dev_has_only_the_minimal_nodes(void **state)
 {
     (void)state;
     int code;
-    char *out = run_sh("ls /dev | tr '\\n' ' '; echo; stat -c '%t,%T' /dev/null /dev/zero /dev/urandom; "
-                       "echo x > /dev/null && head -c 3 /dev/zero | wc -c",
-                       NULL, &code);
+    char *out =
+        run_sh("ls /dev | tr '\\n' ' '; echo; stat -c '%t,%T' /dev/null /dev/zero /dev/urandom; "
+               "echo x > /dev/null && head -c 3 /dev/zero | wc -c",
+               NULL, &code);
     assert_int_equal(code, 0);
-    assert_string_equal(out, "fd full null ptmx pts random shm stderr stdin stdout tty urandom zero \n1,3\n1,5\n1,9\n3\n");
+    assert_string_equal(out, "fd full null ptmx pts random shm stderr stdin stdout tty urandom "
+                             "zero \n1,3\n1,5\n1,9\n3\n");
     free(out);
 }
 
@@ -167,9 +174,10 @@ static void tmp_is_tmpfs_and_rootfs_is_untouched(void **state)
     (void)state;
     char *before = tsb_snapshot(g_root);
     int code;
-    char *out = run_sh("echo x > /tmp/f && cat /tmp/f && grep -c ' /tmp tmpfs ' /proc/mounts;"
-                       "echo new > /newfile; rm /etc/target; rm -r /data; chmod 700 /bin; ls /newfile",
-                       NULL, &code);
+    char *out =
+        run_sh("echo x > /tmp/f && cat /tmp/f && grep -c ' /tmp tmpfs ' /proc/mounts;"
+               "echo new > /newfile; rm /etc/target; rm -r /data; chmod 700 /bin; ls /newfile",
+               NULL, &code);
     assert_int_equal(code, 0);
     assert_string_equal(out, "x\n1\n/newfile\n");
     free(out);
@@ -273,7 +281,8 @@ static void http_probe_and_host_command_in_netns(void **state)
     long status = 0;
     char *body = NULL;
     size_t len = 0;
-    assert_int_equal(es_sandbox_http_get(a, 8080, "/index.html", 10000, &status, &body, &len, &err), 0);
+    assert_int_equal(es_sandbox_http_get(a, 8080, "/index.html", 10000, &status, &body, &len, &err),
+                     0);
     assert_int_equal(status, 200);
     assert_string_equal(body, "hello from busybox httpd\n");
     free(body);
@@ -287,7 +296,8 @@ static void http_probe_and_host_command_in_netns(void **state)
     assert_int_equal(es_sandbox_connect_tcp(a, 8081, 300, &e2), -1);
     assert_int_equal(e2.code, ES_EPROBE);
     /* a host command in the container's netns sees only lo and reaches the app */
-    char *h1[] = {"sh", "-c", "test \"$(tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ')\" = lo", NULL};
+    char *h1[] = {"sh", "-c", "test \"$(tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ')\" = lo",
+                  NULL};
     int code = -1;
     assert_int_equal(es_sandbox_host_cmd(a, h1, 10000, &code, &err), 0);
     assert_int_equal(code, 0);
@@ -333,7 +343,8 @@ static void nothing_left_behind(void **state)
     start_ok(&o, &sb);
     int pid = es_sandbox_pid(sb);
     char cmd[512];
-    snprintf(cmd, sizeof cmd, "test $(ls '%s' | wc -l) = 1", tmpdir); /* the state dir, while it runs */
+    snprintf(cmd, sizeof cmd, "test $(ls '%s' | wc -l) = 1",
+             tmpdir); /* the state dir, while it runs */
     assert_int_equal(tsb_run_sh(cmd), 0);
     es_sandbox_destroy(sb); /* killed while running */
     snprintf(cmd, sizeof cmd, "test -z \"$(ls -A '%s')\"", tmpdir);
@@ -342,8 +353,10 @@ static void nothing_left_behind(void **state)
     assert_int_equal(tsb_run_sh(cmd), 0);
     assert_int_equal(kill(pid, 0), -1); /* init is gone */
     rmdir(tmpdir);
-    if (old) setenv("TMPDIR", old, 1);
-    else unsetenv("TMPDIR");
+    if (old)
+        setenv("TMPDIR", old, 1);
+    else
+        unsetenv("TMPDIR");
     free(old);
 }
 

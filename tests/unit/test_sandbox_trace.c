@@ -19,8 +19,10 @@
 static char *g_root;
 
 static const char thread_prog[] =
-    "#include <pthread.h>\n#include <fcntl.h>\n#include <unistd.h>\n#include <sys/stat.h>\n#include <sys/wait.h>\n"
-    "static void *worker(void *a) { (void)a; struct stat st; int fd = open(\"/data/from-thread\", O_RDONLY);\n"
+    "#include <pthread.h>\n#include <fcntl.h>\n#include <unistd.h>\n#include "
+    "<sys/stat.h>\n#include <sys/wait.h>\n"
+    "static void *worker(void *a) { (void)a; struct stat st; int fd = open(\"/data/from-thread\", "
+    "O_RDONLY);\n"
     "  if (fd >= 0) close(fd); stat(\"/data/stat-thread\", &st); return 0; }\n"
     "int main(void) { pthread_t t; pthread_create(&t, 0, worker, 0); pthread_join(t, 0);\n"
     "  pid_t p = fork(); if (p == 0) { struct stat st; lstat(\"/data/from-child\", &st);\n"
@@ -38,7 +40,8 @@ static int setup(void **state)
     FILE *f = fopen(src, "w");
     fputs(thread_prog, f);
     fclose(f);
-    snprintf(cmd, sizeof cmd, "cc -static -pthread -O1 -o %s/bin/thr %s && rm %s", g_root, src, src);
+    snprintf(cmd, sizeof cmd, "cc -static -pthread -O1 -o %s/bin/thr %s && rm %s", g_root, src,
+             src);
     return tsb_run_sh(cmd) == 0 ? 0 : -1;
 }
 
@@ -62,8 +65,12 @@ static char *trace_text(es_sandbox *sb)
         char item[4200];
         int k = snprintf(item, sizeof item, "%s%s:", len ? " " : "", p[i].path);
         for (unsigned b = 0, first = 1; b < 7; b++)
-            if (p[i].ops & (1u << b)) k += snprintf(item + k, sizeof item - (size_t)k, "%s%s", first ? "" : ",", names[b]), first = 0;
-        while (len + (size_t)k + 1 > cap) s = realloc(s, cap *= 2);
+            if (p[i].ops & (1u << b))
+                k +=
+                    snprintf(item + k, sizeof item - (size_t)k, "%s%s", first ? "" : ",", names[b]),
+                    first = 0;
+        while (len + (size_t)k + 1 > cap)
+            s = realloc(s, cap *= 2);
         memcpy(s + len, item, (size_t)k + 1);
         len += (size_t)k;
     }
@@ -99,7 +106,8 @@ static void open_through_symlink_reports_both_ends(void **state)
     char *t = trace_of(argv, &code);
     assert_int_equal(code, 0);
     /* "/" is the chdir to the workdir; busybox is the exec'd file behind /bin/cat */
-    assert_string_equal(t, "/:stat /bin/busybox:open,exec /bin/cat:exec /etc/link:open /etc/target:open");
+    assert_string_equal(
+        t, "/:stat /bin/busybox:open,exec /bin/cat:exec /etc/link:open /etc/target:open");
     free(t);
 }
 
@@ -110,7 +118,8 @@ static void missing_paths_and_failed_exec(void **state)
     int code;
     char *t = trace_of(argv, &code);
     assert_int_equal(code, 1);
-    assert_string_equal(t, "/:stat /bin/busybox:open,exec /bin/cat:exec /etc/nothere:open,missing /nodir/x:open,missing");
+    assert_string_equal(t, "/:stat /bin/busybox:open,exec /bin/cat:exec /etc/nothere:open,missing "
+                           "/nodir/x:open,missing");
     free(t);
     char *argv2[] = {"/bin/sh", "-c", "/opt/tool --version; exit 0", NULL};
     t = trace_of(argv2, &code);
@@ -130,7 +139,8 @@ static void stat_readlink_and_listdir(void **state)
     char *a2[] = {"/bin/ls", "/data/sub", NULL};
     t = trace_of(a2, &code);
     assert_int_equal(code, 0);
-    assert_string_equal(t, "/:stat /bin/busybox:open,exec /bin/ls:exec /data/sub:open,stat,listdir,dir");
+    assert_string_equal(
+        t, "/:stat /bin/busybox:open,exec /bin/ls:exec /data/sub:open,stat,listdir,dir");
     free(t);
     char *a3[] = {"/bin/test", "-e", "/etc/passwd", NULL};
     t = trace_of(a3, &code);
@@ -147,8 +157,9 @@ static void threads_and_forked_children_are_traced(void **state)
     int code;
     char *t = trace_of(argv, &code);
     assert_int_equal(code, 0);
-    assert_string_equal(t, "/:stat /bin/thr:open,exec /data/file:open /data/from-child:stat,missing "
-                           "/data/from-thread:open /data/stat-thread:stat,missing");
+    assert_string_equal(t,
+                        "/:stat /bin/thr:open,exec /data/file:open /data/from-child:stat,missing "
+                        "/data/from-thread:open /data/stat-thread:stat,missing");
     free(t);
 }
 

@@ -17,7 +17,8 @@
 static size_t strv_len(char *const *v)
 {
     size_t n = 0;
-    while (v && v[n]) n++;
+    while (v && v[n])
+        n++;
     return n;
 }
 
@@ -44,8 +45,8 @@ static void append_strv(char ***v, size_t *n, char *const *src)
     }
 }
 
-int es_run_config_from_image(const es_image *img, char *const *cmd_override, const char *entrypoint_override,
-                             es_run_config *out, es_error *err)
+int es_run_config_from_image(const es_image *img, char *const *cmd_override,
+                             const char *entrypoint_override, es_run_config *out, es_error *err)
 {
     memset(out, 0, sizeof *out);
     size_t n = 0;
@@ -59,11 +60,14 @@ int es_run_config_from_image(const es_image *img, char *const *cmd_override, con
         append_json_strings(&out->argv, &n, es_config_entrypoint(img));
     }
     /* as docker: an entrypoint override also drops the image's Cmd */
-    if (cmd_override && strv_len(cmd_override)) append_strv(&out->argv, &n, cmd_override);
-    else if (!entrypoint_override) append_json_strings(&out->argv, &n, es_config_cmd(img));
+    if (cmd_override && strv_len(cmd_override))
+        append_strv(&out->argv, &n, cmd_override);
+    else if (!entrypoint_override)
+        append_json_strings(&out->argv, &n, es_config_cmd(img));
     if (n == 0) {
         es_run_config_free(out);
-        return es_err(err, ES_ERUN, "image %s has no entrypoint or cmd: give a command after --", img->ref.path);
+        return es_err(err, ES_ERUN, "image %s has no entrypoint or cmd: give a command after --",
+                      img->ref.path);
     }
     size_t ne = 0;
     out->env = es_xcalloc(1, sizeof *out->env);
@@ -76,8 +80,10 @@ int es_run_config_from_image(const es_image *img, char *const *cmd_override, con
 
 void es_run_config_free(es_run_config *c)
 {
-    for (size_t i = 0; c->argv && c->argv[i]; i++) free(c->argv[i]);
-    for (size_t i = 0; c->env && c->env[i]; i++) free(c->env[i]);
+    for (size_t i = 0; c->argv && c->argv[i]; i++)
+        free(c->argv[i]);
+    for (size_t i = 0; c->env && c->env[i]; i++)
+        free(c->env[i]);
     free(c->argv);
     free(c->env);
     free(c->workdir);
@@ -89,9 +95,12 @@ int es_sandbox_check_platform(const es_image *img, es_error *err)
 {
     char os[32], arch[32], variant[32];
     es_host_platform(os, arch, variant);
-    if (!img->arch[0] || (strcmp(img->arch, arch) == 0 && (!img->os[0] || strcmp(img->os, os) == 0))) return 0;
-    return es_err(err, ES_EUNSUPPORTED, "image is %s/%s%s%s, this host is %s/%s: it cannot run here",
-                  img->os[0] ? img->os : "?", img->arch, img->variant[0] ? "/" : "", img->variant, os, arch);
+    if (!img->arch[0] ||
+        (strcmp(img->arch, arch) == 0 && (!img->os[0] || strcmp(img->os, os) == 0)))
+        return 0;
+    return es_err(
+        err, ES_EUNSUPPORTED, "image is %s/%s%s%s, this host is %s/%s: it cannot run here",
+        img->os[0] ? img->os : "?", img->arch, img->variant[0] ? "/" : "", img->variant, os, arch);
 }
 
 int es_sandbox_unpack_temp(es_image *img, char **dir_out, es_progress *prog, es_error *err)

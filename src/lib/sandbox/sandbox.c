@@ -94,7 +94,8 @@ static int await_start(es_sandbox *sb, int status_rfd, es_net_mode net, es_error
 {
     sb_msg m;
     ssize_t n;
-    while ((n = read(status_rfd, &m, sizeof m)) < 0 && errno == EINTR) {}
+    while ((n = read(status_rfd, &m, sizeof m)) < 0 && errno == EINTR) {
+    }
     if (n != (ssize_t)sizeof m || m.kind != SB_MSG_PID) {
         if (n == (ssize_t)sizeof m && m.kind == SB_MSG_ERROR) {
             *err = m.err;
@@ -111,8 +112,10 @@ static int await_start(es_sandbox *sb, int status_rfd, es_net_mode net, es_error
         sb->netns_fd = fd_above_stdio(open(p, O_RDONLY | O_CLOEXEC));
         if (sb->netns_fd < 0) return es_err_sys(err, ES_ERUN, "opening %s", p);
     }
-    if (send(sb->ctl_fd, "g", 1, MSG_NOSIGNAL) != 1) return es_err_sys(err, ES_ERUN, "starting the container's init");
-    while ((n = read(status_rfd, &m, sizeof m)) < 0 && errno == EINTR) {}
+    if (send(sb->ctl_fd, "g", 1, MSG_NOSIGNAL) != 1)
+        return es_err_sys(err, ES_ERUN, "starting the container's init");
+    while ((n = read(status_rfd, &m, sizeof m)) < 0 && errno == EINTR) {
+    }
     if (n == (ssize_t)sizeof m && m.kind == SB_MSG_ERROR) {
         *err = m.err;
         return -1;
@@ -126,8 +129,10 @@ static int check_start_preconditions(const es_sandbox_opts *o, char **rootfs, es
     if (!o->rootfs) return es_err(err, ES_ERUN, "no root filesystem given");
     *rootfs = realpath(o->rootfs, NULL);
     struct stat st;
-    if (!*rootfs || stat(*rootfs, &st) < 0) return es_err_sys(err, ES_ERUN, "root filesystem %s", o->rootfs);
-    if (!S_ISDIR(st.st_mode)) return es_err(err, ES_ERUN, "root filesystem %s is not a directory", o->rootfs);
+    if (!*rootfs || stat(*rootfs, &st) < 0)
+        return es_err_sys(err, ES_ERUN, "root filesystem %s", o->rootfs);
+    if (!S_ISDIR(st.st_mode))
+        return es_err(err, ES_ERUN, "root filesystem %s is not a directory", o->rootfs);
     return 0;
 }
 
@@ -157,7 +162,8 @@ int es_sandbox_start(const es_sandbox_opts *o, es_sandbox **out, es_error *err)
     es_cleanup_free char *resolv = slurp_small("/etc/resolv.conf");
     es_cleanup_free char *hosts = o->net == ES_NET_HOST ? slurp_small("/etc/hosts") : NULL;
     int status[2], ctl[2];
-    if (pipe2(status, O_CLOEXEC) < 0 || socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ctl) < 0) {
+    if (pipe2(status, O_CLOEXEC) < 0 ||
+        socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ctl) < 0) {
         es_sandbox_destroy(sb);
         return es_err_sys(err, ES_ERUN, "pipe/socketpair");
     }
@@ -165,9 +171,14 @@ int es_sandbox_start(const es_sandbox_opts *o, es_sandbox **out, es_error *err)
     ctl[0] = fd_above_stdio(ctl[0]), ctl[1] = fd_above_stdio(ctl[1]);
     sb->ctl_fd = ctl[0];
     if (o->trace) sb->trace_fd = fd_above_stdio(memfd_create("edgeslim-trace", MFD_CLOEXEC));
-    sb_launch l = {.o = o, .rootfs = rootfs, .statedir = sb->statedir,
+    sb_launch l = {.o = o,
+                   .rootfs = rootfs,
+                   .statedir = sb->statedir,
                    .hostname = o->hostname && *o->hostname ? o->hostname : "edgeslim",
-                   .resolv_conf = resolv, .host_hosts = hosts, .status_wfd = status[1], .ctl_fd = ctl[1],
+                   .resolv_conf = resolv,
+                   .host_hosts = hosts,
+                   .status_wfd = status[1],
+                   .ctl_fd = ctl[1],
                    .trace_fd = sb->trace_fd};
     fflush(NULL);
     sb->relay = fork();
@@ -201,7 +212,8 @@ static int reap_relay(es_sandbox *sb, int block)
     if (sb->done) return 1;
     int status;
     pid_t r;
-    while ((r = waitpid(sb->relay, &status, block ? 0 : WNOHANG)) < 0 && errno == EINTR) {}
+    while ((r = waitpid(sb->relay, &status, block ? 0 : WNOHANG)) < 0 && errno == EINTR) {
+    }
     if (r != sb->relay) return 0;
     sb->done = 1;
     sb->exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
@@ -213,7 +225,8 @@ int es_sandbox_wait(es_sandbox *sb, int timeout_ms, int *exit_code, es_error *er
     if (!sb->done) {
         struct pollfd p = {sb->relay_pidfd, POLLIN, 0};
         int n;
-        while ((n = poll(&p, 1, timeout_ms)) < 0 && errno == EINTR) {}
+        while ((n = poll(&p, 1, timeout_ms)) < 0 && errno == EINTR) {
+        }
         if (n < 0) return es_err_sys(err, ES_EFAIL, "waiting for the container");
         if (n == 0) return 1;
         reap_relay(sb, 1);
@@ -249,7 +262,8 @@ void es_sandbox_destroy(es_sandbox *sb)
     if (sb->relay > 0 && !sb->done) {
         /* Kill init and let the relay reap it (so no zombie is left for the host's init); the
          * relay is killed itself only when init never started. */
-        if (sb->init_pidfd < 0 || syscall(SYS_pidfd_send_signal, sb->init_pidfd, SIGKILL, NULL, 0) < 0)
+        if (sb->init_pidfd < 0 ||
+            syscall(SYS_pidfd_send_signal, sb->init_pidfd, SIGKILL, NULL, 0) < 0)
             kill(sb->relay, SIGKILL);
         reap_relay(sb, 1);
     }
@@ -258,17 +272,20 @@ void es_sandbox_destroy(es_sandbox *sb)
         if (fds[i] >= 0) close(fds[i]);
     if (sb->statedir) rmdir(sb->statedir);
     free(sb->statedir);
-    for (size_t i = 0; i < sb->n_paths; i++) free(sb->paths[i].path);
+    for (size_t i = 0; i < sb->n_paths; i++)
+        free(sb->paths[i].path);
     free(sb->paths);
     free(sb->nrs);
-    for (size_t i = 0; i < sb->n_sc_names; i++) free(sb->sc_names[i]);
+    for (size_t i = 0; i < sb->n_sc_names; i++)
+        free(sb->sc_names[i]);
     free(sb->sc_names);
     free(sb);
 }
 
 /* ---------------------------------------------------------------- exec inside */
 
-static int send_exec_request(es_sandbox *sb, char *const argv[], const int fds[3], int timeout_ms, es_error *err)
+static int send_exec_request(es_sandbox *sb, char *const argv[], const int fds[3], int timeout_ms,
+                             es_error *err)
 {
     static char buf[SB_REQ_MAX];
     sb_exec_req req = {.timeout_ms = timeout_ms};
@@ -299,12 +316,13 @@ static int send_exec_request(es_sandbox *sb, char *const argv[], const int fds[3
         c->cmsg_len = CMSG_LEN((size_t)npass * sizeof(int));
         memcpy(CMSG_DATA(c), pass, (size_t)npass * sizeof(int));
     }
-    if (sendmsg(sb->ctl_fd, &mh, MSG_NOSIGNAL) < 0) return es_err_sys(err, ES_ERUN, "sending exec request to the container");
+    if (sendmsg(sb->ctl_fd, &mh, MSG_NOSIGNAL) < 0)
+        return es_err_sys(err, ES_ERUN, "sending exec request to the container");
     return 0;
 }
 
-int es_sandbox_exec_io(es_sandbox *sb, char *const argv[], int in_fd, int out_fd, int err_fd, int timeout_ms,
-                       int *exit_status, es_error *err)
+int es_sandbox_exec_io(es_sandbox *sb, char *const argv[], int in_fd, int out_fd, int err_fd,
+                       int timeout_ms, int *exit_status, es_error *err)
 {
     if (!argv || !argv[0]) return es_err(err, ES_EUSAGE, "exec: empty command");
     if (sb->done || !es_sandbox_alive(sb))
@@ -313,8 +331,10 @@ int es_sandbox_exec_io(es_sandbox *sb, char *const argv[], int in_fd, int out_fd
     if (send_exec_request(sb, argv, fds, timeout_ms, err) < 0) return -1;
     sb_exec_reply r;
     ssize_t n;
-    while ((n = recv(sb->ctl_fd, &r, sizeof r, 0)) < 0 && errno == EINTR) {}
-    if (n != (ssize_t)sizeof r) return es_err(err, ES_ERUN, "exec %s: the container ended while it ran", argv[0]);
+    while ((n = recv(sb->ctl_fd, &r, sizeof r, 0)) < 0 && errno == EINTR) {
+    }
+    if (n != (ssize_t)sizeof r)
+        return es_err(err, ES_ERUN, "exec %s: the container ended while it ran", argv[0]);
     if (r.result < 0) {
         *err = r.err;
         return -1;
@@ -323,7 +343,8 @@ int es_sandbox_exec_io(es_sandbox *sb, char *const argv[], int in_fd, int out_fd
     return r.result;
 }
 
-int es_sandbox_exec(es_sandbox *sb, char *const argv[], int timeout_ms, int *exit_status, es_error *err)
+int es_sandbox_exec(es_sandbox *sb, char *const argv[], int timeout_ms, int *exit_status,
+                    es_error *err)
 {
     return es_sandbox_exec_io(sb, argv, -1, -1, -1, timeout_ms, exit_status, err);
 }
@@ -335,7 +356,8 @@ static int enter_netns(int netns_fd)
     return netns_fd < 0 ? 0 : setns(netns_fd, CLONE_NEWNET);
 }
 
-int es_sandbox_host_cmd(es_sandbox *sb, char *const argv[], int timeout_ms, int *exit_status, es_error *err)
+int es_sandbox_host_cmd(es_sandbox *sb, char *const argv[], int timeout_ms, int *exit_status,
+                        es_error *err)
 {
     if (!argv || !argv[0]) return es_err(err, ES_EUSAGE, "host command: empty command");
     fflush(NULL);
@@ -352,12 +374,15 @@ int es_sandbox_host_cmd(es_sandbox *sb, char *const argv[], int timeout_ms, int 
     es_cleanup_close int pfd = pidfd_open_pid(pid);
     struct pollfd p = {pfd, POLLIN, 0};
     int n;
-    while ((n = poll(&p, 1, timeout_ms)) < 0 && errno == EINTR) {}
+    while ((n = poll(&p, 1, timeout_ms)) < 0 && errno == EINTR) {
+    }
     int timed_out = n == 0;
     if (timed_out) kill(pid, SIGKILL);
     int status;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
-    if (exit_status) *exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    if (exit_status)
+        *exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     return timed_out ? 1 : 0;
 }
 
@@ -383,7 +408,8 @@ int es_sandbox_socket(es_sandbox *sb, int domain, int type, es_error *err)
 {
     socket_job j = {sb->netns_fd, domain, type, -1, 0};
     pthread_t th;
-    if (pthread_create(&th, NULL, socket_in_netns, &j) != 0) return es_err(err, ES_EFAIL, "pthread_create");
+    if (pthread_create(&th, NULL, socket_in_netns, &j) != 0)
+        return es_err(err, ES_EFAIL, "pthread_create");
     pthread_join(th, NULL);
     if (j.fd < 0) {
         errno = j.err_no;
@@ -493,7 +519,8 @@ static int cmp_str(const void *a, const void *b)
 size_t es_sandbox_trace_syscalls(es_sandbox *sb, const char *const **names)
 {
     refresh_trace(sb);
-    for (size_t i = 0; i < sb->n_sc_names; i++) free(sb->sc_names[i]);
+    for (size_t i = 0; i < sb->n_sc_names; i++)
+        free(sb->sc_names[i]);
     free(sb->sc_names);
     sb->sc_names = es_xcalloc(sb->n_nrs + 1, sizeof *sb->sc_names);
     sb->n_sc_names = 0;

@@ -38,26 +38,29 @@
 #include "util/progress.h"
 
 typedef enum {
-    ES_NET_PRIVATE = 0, /* own network namespace with loopback up (the default; = docker's "none") */
-    ES_NET_NONE,        /* own network namespace with no interface up at all, not even lo */
-    ES_NET_HOST,        /* the host's network namespace */
+    ES_NET_PRIVATE =
+        0,       /* own network namespace with loopback up (the default; = docker's "none") */
+    ES_NET_NONE, /* own network namespace with no interface up at all, not even lo */
+    ES_NET_HOST, /* the host's network namespace */
 } es_net_mode;
 
 typedef struct es_sandbox_opts {
-    const char *rootfs;     /* unpacked image dir; read-only lower layer of an overlay (never modified) */
-    char *const *argv;      /* the app; argv[0] without '/' is looked up in the env's PATH inside the
-                               rootfs. NULL: no app, the sandbox idles until signalled/destroyed
-                               (useful to run es_sandbox_exec probes only) */
-    char *const *env;       /* NULL-terminated "K=V"; PATH, HOME and HOSTNAME are added when absent */
-    const char *workdir;    /* NULL = "/"; created (as root, 0755) when missing, like runc */
-    const char *user;       /* NULL/"" = root; "name", "uid", "name:group", "uid:gid", resolved in the
-                               rootfs /etc/passwd and /etc/group; supplementary groups from /etc/group */
+    const char
+        *rootfs; /* unpacked image dir; read-only lower layer of an overlay (never modified) */
+    char *const *argv;   /* the app; argv[0] without '/' is looked up in the env's PATH inside the
+                            rootfs. NULL: no app, the sandbox idles until signalled/destroyed
+                            (useful to run es_sandbox_exec probes only) */
+    char *const *env;    /* NULL-terminated "K=V"; PATH, HOME and HOSTNAME are added when absent */
+    const char *workdir; /* NULL = "/"; created (as root, 0755) when missing, like runc */
+    const char *user;    /* NULL/"" = root; "name", "uid", "name:group", "uid:gid", resolved in the
+                            rootfs /etc/passwd and /etc/group; supplementary groups from /etc/group */
     es_net_mode net;
-    int trace;              /* record accessed paths (es_sandbox_trace_paths) */
-    int trace_syscalls;     /* record every syscall made (es_sandbox_trace_syscalls): costs one ptrace
-                               stop per syscall, use for --seccomp only */
-    int stdin_fd, stdout_fd, stderr_fd; /* -1 = inherit the caller's (es_sandbox_opts_init sets -1) */
-    const char *hostname;   /* NULL = "edgeslim" */
+    int trace;          /* record accessed paths (es_sandbox_trace_paths) */
+    int trace_syscalls; /* record every syscall made (es_sandbox_trace_syscalls): costs one ptrace
+                           stop per syscall, use for --seccomp only */
+    int stdin_fd, stdout_fd,
+        stderr_fd;        /* -1 = inherit the caller's (es_sandbox_opts_init sets -1) */
+    const char *hostname; /* NULL = "edgeslim" */
 } es_sandbox_opts;
 
 typedef struct es_sandbox es_sandbox;
@@ -75,13 +78,15 @@ int es_sandbox_start(const es_sandbox_opts *o, es_sandbox **out, es_error *err);
  * signal N. Returns 0 when it ran to completion, 1 on timeout (it is killed; *exit_status = 137),
  * -1 on error (ES_ERUN: sandbox not running, command not found in image...). timeout_ms < 0:
  * no timeout. Its stdio is the caller's (es_sandbox_exec) or the given fds (-1 = inherit). */
-int es_sandbox_exec(es_sandbox *sb, char *const argv[], int timeout_ms, int *exit_status, es_error *err);
-int es_sandbox_exec_io(es_sandbox *sb, char *const argv[], int in_fd, int out_fd, int err_fd, int timeout_ms,
-                       int *exit_status, es_error *err);
+int es_sandbox_exec(es_sandbox *sb, char *const argv[], int timeout_ms, int *exit_status,
+                    es_error *err);
+int es_sandbox_exec_io(es_sandbox *sb, char *const argv[], int in_fd, int out_fd, int err_fd,
+                       int timeout_ms, int *exit_status, es_error *err);
 
 /* Runs a HOST command (argv[0] looked up in the caller's PATH) inside the container's network
  * namespace only, so 127.0.0.1:PORT reaches the app. Same return convention as es_sandbox_exec. */
-int es_sandbox_host_cmd(es_sandbox *sb, char *const argv[], int timeout_ms, int *exit_status, es_error *err);
+int es_sandbox_host_cmd(es_sandbox *sb, char *const argv[], int timeout_ms, int *exit_status,
+                        es_error *err);
 
 /* A socket created inside the container's network namespace (the caller's for ES_NET_HOST);
  * connect it to 127.0.0.1. Returns the fd (CLOEXEC) or -1. */
@@ -94,8 +99,8 @@ int es_sandbox_connect_tcp(es_sandbox *sb, int port, int timeout_ms, es_error *e
  * es_sandbox_connect_tcp. Fills *status with the HTTP status and, if body != NULL, *body
  * (malloc'd, NUL-terminated, at most 1 MiB kept) and *body_len. -1 with ES_EPROBE on
  * no-readiness/timeout/protocol error (e.g. the port does not speak HTTP). */
-int es_sandbox_http_get(es_sandbox *sb, int port, const char *path, int timeout_ms, long *status, char **body,
-                        size_t *body_len, es_error *err);
+int es_sandbox_http_get(es_sandbox *sb, int port, const char *path, int timeout_ms, long *status,
+                        char **body, size_t *body_len, es_error *err);
 
 /* Sends sig to the app (through init). Returns 0, or -1 if the sandbox is gone. */
 int es_sandbox_signal(es_sandbox *sb, int sig);
@@ -123,15 +128,16 @@ enum {
     ES_TR_STAT = 1u << 2,     /* stat/lstat/statx/access/chdir on it */
     ES_TR_READLINK = 1u << 3, /* readlink on it */
     ES_TR_LISTDIR = 1u << 4,  /* directory listed (getdents) */
-    ES_TR_MISSING = 1u << 5,  /* at least one lookup failed with ENOENT/ENOTDIR: probed, not there */
-    ES_TR_DIR = 1u << 6,      /* fanotify saw it opened as a directory */
+    ES_TR_MISSING = 1u << 5, /* at least one lookup failed with ENOENT/ENOTDIR: probed, not there */
+    ES_TR_DIR = 1u << 6,     /* fanotify saw it opened as a directory */
 };
 typedef struct es_trace_path {
     char *path;
     unsigned ops; /* ES_TR_* bits, OR of everything seen */
 } es_trace_path;
 
-/* Unique paths seen so far, sorted by path. The array stays valid until the next call or destroy. */
+/* Unique paths seen so far, sorted by path. The array stays valid until the next call or destroy.
+ */
 size_t es_sandbox_trace_paths(es_sandbox *sb, const es_trace_path **paths);
 /* Names of the syscalls seen so far (opts.trace_syscalls), sorted; valid as above. */
 size_t es_sandbox_trace_syscalls(es_sandbox *sb, const char *const **names);
@@ -156,8 +162,8 @@ typedef struct es_run_config {
     char *workdir; /* owned, NULL when unset */
     char *user;    /* owned, NULL when unset */
 } es_run_config;
-int es_run_config_from_image(const es_image *img, char *const *cmd_override, const char *entrypoint_override,
-                             es_run_config *out, es_error *err);
+int es_run_config_from_image(const es_image *img, char *const *cmd_override,
+                             const char *entrypoint_override, es_run_config *out, es_error *err);
 void es_run_config_free(es_run_config *c);
 
 /* ES_EUNSUPPORTED "image is linux/arm64, this host is linux/amd64" unless the image's platform

@@ -41,7 +41,8 @@
 #include "sandbox/sandbox_internal.h"
 
 /* Signals init forwards to the app when they come from the caller (outside the namespace). */
-static const int forwarded_signals[] = {SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGWINCH, SIGCONT};
+static const int forwarded_signals[] = {SIGHUP,  SIGINT,  SIGQUIT,  SIGTERM,
+                                        SIGUSR1, SIGUSR2, SIGWINCH, SIGCONT};
 
 static void send_error(int fd, const es_error *err)
 {
@@ -58,7 +59,8 @@ static void close_other_fds(const int *keep, size_t n)
 {
     for (int fd = 3; fd < 1024; fd++) {
         int k = 0;
-        for (size_t i = 0; i < n; i++) k |= keep[i] == fd;
+        for (size_t i = 0; i < n; i++)
+            k |= keep[i] == fd;
         if (!k) close(fd);
     }
     close_range(1024, ~0U, 0);
@@ -68,7 +70,8 @@ static void close_other_fds(const int *keep, size_t n)
 static void install_stdio(int in, int out, int errfd)
 {
     int src[3] = {in, out, errfd}, tmp[3];
-    for (int i = 0; i < 3; i++) tmp[i] = src[i] >= 0 ? fcntl(src[i], F_DUPFD_CLOEXEC, 3) : -1;
+    for (int i = 0; i < 3; i++)
+        tmp[i] = src[i] >= 0 ? fcntl(src[i], F_DUPFD_CLOEXEC, 3) : -1;
     for (int i = 0; i < 3; i++)
         if (tmp[i] >= 0) {
             dup2(tmp[i], i);
@@ -90,9 +93,10 @@ typedef struct spawn_ctx {
  * so root in the container cannot mount, load modules, trace the host, ... */
 static int cap_kept(int cap)
 {
-    static const int keep[] = {CAP_CHOWN,  CAP_DAC_OVERRIDE, CAP_FSETID,     CAP_FOWNER,           CAP_MKNOD,
-                               CAP_NET_RAW, CAP_SETGID,      CAP_SETUID,     CAP_SETFCAP,          CAP_SETPCAP,
-                               CAP_NET_BIND_SERVICE, CAP_SYS_CHROOT, CAP_KILL, CAP_AUDIT_WRITE};
+    static const int keep[] = {CAP_CHOWN,   CAP_DAC_OVERRIDE, CAP_FSETID,           CAP_FOWNER,
+                               CAP_MKNOD,   CAP_NET_RAW,      CAP_SETGID,           CAP_SETUID,
+                               CAP_SETFCAP, CAP_SETPCAP,      CAP_NET_BIND_SERVICE, CAP_SYS_CHROOT,
+                               CAP_KILL,    CAP_AUDIT_WRITE};
     for (size_t i = 0; i < sizeof keep / sizeof keep[0]; i++)
         if (keep[i] == cap) return 1;
     return 0;
@@ -110,15 +114,16 @@ static void reset_signals(void)
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = SIG_DFL;
-    for (int s = 1; s < NSIG; s++) sigaction(s, &sa, NULL);
+    for (int s = 1; s < NSIG; s++)
+        sigaction(s, &sa, NULL);
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
 /* In the forked child: becomes the container process and execs, or reports and _exits. */
-static void child_exec(const spawn_ctx *c, const char *path, char *const argv[], const int *stdio, int sync_fd,
-                       int err_fd)
+static void child_exec(const spawn_ctx *c, const char *path, char *const argv[], const int *stdio,
+                       int sync_fd, int err_fd)
 {
     es_error err;
     memset(&err, 0, sizeof err);
@@ -131,8 +136,10 @@ static void child_exec(const spawn_ctx *c, const char *path, char *const argv[],
     }
     if (c->tracer && sb_tracer_install_filter(c->l->o->trace_syscalls, &err) < 0) goto fail;
     drop_capabilities();
-    if (setgroups(c->id.n_groups, c->id.groups) < 0 || setgid(c->id.gid) < 0 || setuid(c->id.uid) < 0) {
-        es_err_sys(&err, ES_ERUN, "switching to uid %u gid %u", (unsigned)c->id.uid, (unsigned)c->id.gid);
+    if (setgroups(c->id.n_groups, c->id.groups) < 0 || setgid(c->id.gid) < 0 ||
+        setuid(c->id.uid) < 0) {
+        es_err_sys(&err, ES_ERUN, "switching to uid %u gid %u", (unsigned)c->id.uid,
+                   (unsigned)c->id.gid);
         goto fail;
     }
     if (chdir(c->workdir) < 0) {
@@ -148,8 +155,8 @@ fail:
 }
 
 /* Forks a container process (seized by the tracer before it can run anything). */
-static pid_t spawn(const spawn_ctx *c, const char *path, char *const argv[], const int *stdio, int err_fd,
-                   es_error *err)
+static pid_t spawn(const spawn_ctx *c, const char *path, char *const argv[], const int *stdio,
+                   int err_fd, es_error *err)
 {
     int sync[2] = {-1, -1};
     if (c->tracer && pipe2(sync, O_CLOEXEC) < 0) {
@@ -168,7 +175,8 @@ static pid_t spawn(const spawn_ctx *c, const char *path, char *const argv[], con
     if (c->tracer) {
         close(sync[0]);
         int rc = sb_tracer_seize(pid, err);
-        if (rc == 0 && write(sync[1], "g", 1) != 1) rc = es_err_sys(err, ES_ERUN, "starting pid %d", pid);
+        if (rc == 0 && write(sync[1], "g", 1) != 1)
+            rc = es_err_sys(err, ES_ERUN, "starting pid %d", pid);
         close(sync[1]);
         if (rc < 0) {
             kill(pid, SIGKILL);
@@ -218,8 +226,10 @@ static void finish_job(init_state *s, int status)
     memset(&m, 0, sizeof m);
     ssize_t n = read(s->job.err_rfd, &m, sizeof m);
     close(s->job.err_rfd);
-    if (n == (ssize_t)sizeof m && m.kind == SB_MSG_ERROR) reply_exec(s, -1, code_of(status), &m.err);
-    else reply_exec(s, s->job.timed_out ? 1 : 0, s->job.timed_out ? 137 : code_of(status), NULL);
+    if (n == (ssize_t)sizeof m && m.kind == SB_MSG_ERROR)
+        reply_exec(s, -1, code_of(status), &m.err);
+    else
+        reply_exec(s, s->job.timed_out ? 1 : 0, s->job.timed_out ? 137 : code_of(status), NULL);
     memset(&s->job, 0, sizeof s->job);
 }
 
@@ -229,8 +239,10 @@ static void reap_children(init_state *s)
     pid_t pid;
     while ((pid = waitpid(-1, &status, __WALL | WNOHANG)) > 0) {
         if (WIFSTOPPED(status)) {
-            if (s->sc.tracer) sb_tracer_on_stop(s->sc.tracer, pid, status);
-            else kill(pid, SIGCONT);
+            if (s->sc.tracer)
+                sb_tracer_on_stop(s->sc.tracer, pid, status);
+            else
+                kill(pid, SIGCONT);
             continue;
         }
         sb_tracer_on_exit(s->sc.tracer, pid);
@@ -259,12 +271,15 @@ static void on_signal(init_state *s)
         }
         /* From the tty (SI_KERNEL) the app got the signal itself: it shares our process group. */
         if (si.ssi_code == SI_KERNEL) continue;
-        if (s->app > 0 && !s->app_done) kill(s->app, sig);
-        else if (s->app <= 0 && is_terminating(sig)) s->stop_code = 128 + sig;
+        if (s->app > 0 && !s->app_done)
+            kill(s->app, sig);
+        else if (s->app <= 0 && is_terminating(sig))
+            s->stop_code = 128 + sig;
     }
 }
 
-static void start_job(init_state *s, const sb_exec_req *req, const char *strings, size_t len, int *fds, int nfds)
+static void start_job(init_state *s, const sb_exec_req *req, const char *strings, size_t len,
+                      int *fds, int nfds)
 {
     es_error err;
     memset(&err, 0, sizeof err);
@@ -279,13 +294,17 @@ static void start_job(init_state *s, const sb_exec_req *req, const char *strings
         if ((req->fd_mask & (1u << i)) && k < nfds) stdio[i] = fds[k++];
     int errp[2] = {-1, -1};
     char *path = NULL;
-    if (s->job.pid) es_err(&err, ES_ERUN, "another exec is still running in this sandbox");
-    else if (!argv[0]) es_err(&err, ES_ERUN, "empty command");
-    else path = sb_find_command(argv[0], s->sc.env, s->sc.workdir, &err);
+    if (s->job.pid)
+        es_err(&err, ES_ERUN, "another exec is still running in this sandbox");
+    else if (!argv[0])
+        es_err(&err, ES_ERUN, "empty command");
+    else
+        path = sb_find_command(argv[0], s->sc.env, s->sc.workdir, &err);
     if (path && pipe2(errp, O_CLOEXEC) < 0) es_err_sys(&err, ES_ERUN, "pipe");
     pid_t pid = err.code ? -1 : spawn(&s->sc, path, argv, stdio, errp[1], &err);
     if (errp[1] >= 0) close(errp[1]);
-    for (int i = 0; i < nfds; i++) close(fds[i]);
+    for (int i = 0; i < nfds; i++)
+        close(fds[i]);
     free(path);
     free(argv);
     if (pid < 0) {
@@ -299,7 +318,8 @@ static void start_job(init_state *s, const sb_exec_req *req, const char *strings
         clock_gettime(CLOCK_MONOTONIC, &s->job.deadline);
         s->job.deadline.tv_sec += req->timeout_ms / 1000;
         s->job.deadline.tv_nsec += (long)(req->timeout_ms % 1000) * 1000000L;
-        if (s->job.deadline.tv_nsec >= 1000000000L) s->job.deadline.tv_sec++, s->job.deadline.tv_nsec -= 1000000000L;
+        if (s->job.deadline.tv_nsec >= 1000000000L)
+            s->job.deadline.tv_sec++, s->job.deadline.tv_nsec -= 1000000000L;
         s->job.has_deadline = 1;
     }
 }
@@ -309,7 +329,8 @@ static void on_control(init_state *s)
     static char buf[SB_REQ_MAX];
     char cbuf[CMSG_SPACE(3 * sizeof(int))];
     struct iovec iov = {buf, sizeof buf};
-    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf};
+    struct msghdr mh = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf};
     ssize_t n = recvmsg(s->ctl_fd, &mh, MSG_CMSG_CLOEXEC);
     if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN)) {
         s->stop_code = 137; /* the caller is gone or destroyed us */
@@ -333,7 +354,8 @@ static int poll_timeout_ms(const init_state *s)
     if (!s->job.pid || !s->job.has_deadline || s->job.timed_out) return -1;
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
-    long ms = (s->job.deadline.tv_sec - now.tv_sec) * 1000 + (s->job.deadline.tv_nsec - now.tv_nsec) / 1000000;
+    long ms = (s->job.deadline.tv_sec - now.tv_sec) * 1000 +
+              (s->job.deadline.tv_nsec - now.tv_nsec) / 1000000;
     return ms < 0 ? 0 : (int)ms;
 }
 
@@ -348,7 +370,8 @@ static void check_deadline(init_state *s)
 static void run_loop(init_state *s)
 {
     while (!s->app_done && s->stop_code < 0) {
-        struct pollfd p[3] = {{s->sig_fd, POLLIN, 0}, {s->ctl_fd, POLLIN, 0},
+        struct pollfd p[3] = {{s->sig_fd, POLLIN, 0},
+                              {s->ctl_fd, POLLIN, 0},
                               {sb_tracer_fanotify_fd(s->sc.tracer), POLLIN, 0}};
         int n = poll(p, 3, poll_timeout_ms(s));
         if (n < 0 && errno != EINTR) break;
@@ -365,7 +388,8 @@ static void shutdown_container(init_state *s, int code)
 {
     kill(-1, SIGKILL);
     int status;
-    while (waitpid(-1, &status, __WALL) > 0 || errno == EINTR) {}
+    while (waitpid(-1, &status, __WALL) > 0 || errno == EINTR) {
+    }
     sb_tracer_drain_fanotify(s->sc.tracer);
     _exit(code);
 }
@@ -403,8 +427,10 @@ static int prepare_process(init_state *s, es_error *err)
     if (sb_resolve_user(o->user, &s->sc.id, err) < 0) return -1;
     s->sc.env = sb_build_env(o->env, s->sc.id.home, s->sc.l->hostname);
     s->sc.workdir = o->workdir && *o->workdir ? o->workdir : "/";
-    if (s->sc.workdir[0] != '/') return es_err(err, ES_ERUN, "working directory must be absolute: %s", s->sc.workdir);
-    if (sb_mkdir_p(s->sc.workdir, 0755) < 0) return es_err_sys(err, ES_ERUN, "creating working directory %s", s->sc.workdir);
+    if (s->sc.workdir[0] != '/')
+        return es_err(err, ES_ERUN, "working directory must be absolute: %s", s->sc.workdir);
+    if (sb_mkdir_p(s->sc.workdir, 0755) < 0)
+        return es_err_sys(err, ES_ERUN, "creating working directory %s", s->sc.workdir);
     return 0;
 }
 
@@ -425,9 +451,11 @@ static void init_main(sb_launch *l)
     if (s.sig_fd < 0) es_err_sys(&err, ES_ERUN, "signalfd");
     if (!err.code) sb_build_container(l, &err);
     if (!err.code) prepare_process(&s, &err);
-    if (!err.code && l->o->trace) s.sc.tracer = sb_tracer_new(l->trace_fd, l->o->trace_syscalls, &err);
+    if (!err.code && l->o->trace)
+        s.sc.tracer = sb_tracer_new(l->trace_fd, l->o->trace_syscalls, &err);
     char *path = NULL;
-    if (!err.code && l->o->argv) path = sb_find_command(l->o->argv[0], s.sc.env, s.sc.workdir, &err);
+    if (!err.code && l->o->argv)
+        path = sb_find_command(l->o->argv[0], s.sc.env, s.sc.workdir, &err);
     if (!err.code && path) s.app = spawn(&s.sc, path, l->o->argv, NULL, l->status_wfd, &err);
     free(path);
     if (err.code) {

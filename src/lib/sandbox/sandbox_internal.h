@@ -46,8 +46,8 @@ enum { SB_REC_PATH = 'P', SB_REC_SYSCALL = 'S', SB_REC_OVERFLOW = 'O' };
 /* Everything the relay and init need, filled by P before fork. */
 typedef struct sb_launch {
     const es_sandbox_opts *o;
-    const char *rootfs;    /* realpath of o->rootfs */
-    const char *statedir;  /* empty host dir; init mounts its tmpfs there, inside its namespace */
+    const char *rootfs;   /* realpath of o->rootfs */
+    const char *statedir; /* empty host dir; init mounts its tmpfs there, inside its namespace */
     const char *hostname;
     const char *resolv_conf; /* host's /etc/resolv.conf contents (may be NULL) */
     const char *host_hosts;  /* host's /etc/hosts (ES_NET_HOST only, may be NULL) */

@@ -29,7 +29,8 @@ static long long now_ms(void)
 static void sleep_ms(int ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {}
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
+    }
 }
 
 static int try_connect(es_sandbox *sb, int port, es_error *err)
@@ -52,10 +53,12 @@ int es_sandbox_connect_tcp(es_sandbox *sb, int port, int timeout_ms, es_error *e
         if (!es_sandbox_alive(sb)) {
             int code = 0;
             es_sandbox_wait(sb, 0, &code, NULL);
-            return es_err(err, ES_EPROBE, "the app exited with code %d before 127.0.0.1:%d was ready", code, port);
+            return es_err(err, ES_EPROBE,
+                          "the app exited with code %d before 127.0.0.1:%d was ready", code, port);
         }
         if (now_ms() >= end)
-            return es_err(err, ES_EPROBE, "127.0.0.1:%d not ready after %d ms (connection refused)", port, timeout_ms);
+            return es_err(err, ES_EPROBE, "127.0.0.1:%d not ready after %d ms (connection refused)",
+                          port, timeout_ms);
         sleep_ms(50);
     }
 }
@@ -96,8 +99,8 @@ static void curl_init_once(void)
     curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
-int es_sandbox_http_get(es_sandbox *sb, int port, const char *path, int timeout_ms, long *status, char **body,
-                        size_t *body_len, es_error *err)
+int es_sandbox_http_get(es_sandbox *sb, int port, const char *path, int timeout_ms, long *status,
+                        char **body, size_t *body_len, es_error *err)
 {
     long long start = now_ms();
     int fd = es_sandbox_connect_tcp(sb, port, timeout_ms, err);
@@ -107,8 +110,8 @@ int es_sandbox_http_get(es_sandbox *sb, int port, const char *path, int timeout_
     CURL *h = curl_easy_init();
     if (!h) return es_err(err, ES_EFAIL, "curl_easy_init failed");
     http_ctx c = {sb, NULL, 0};
-    es_cleanup_free char *url = es_xasprintf("http://127.0.0.1:%d%s%s", port, path && path[0] == '/' ? "" : "/",
-                                             path ? path : "");
+    es_cleanup_free char *url = es_xasprintf("http://127.0.0.1:%d%s%s", port,
+                                             path && path[0] == '/' ? "" : "/", path ? path : "");
     long left = timeout_ms < 0 ? 0 : (long)(timeout_ms - (now_ms() - start));
     curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, open_in_netns);
@@ -127,8 +130,10 @@ int es_sandbox_http_get(es_sandbox *sb, int port, const char *path, int timeout_
         return es_err(err, ES_EPROBE, "GET %s: %s", url, curl_easy_strerror(rc));
     }
     *status = code;
-    if (body) *body = c.buf ? c.buf : es_xstrdup("");
-    else free(c.buf);
+    if (body)
+        *body = c.buf ? c.buf : es_xstrdup("");
+    else
+        free(c.buf);
     if (body_len) *body_len = c.len;
     return 0;
 }

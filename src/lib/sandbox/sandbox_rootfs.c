@@ -29,8 +29,8 @@
 
 #define SB_DEFAULT_HOSTS "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
 
-static int mount_or_err(const char *src, const char *dst, const char *type, unsigned long flags, const char *data,
-                        es_error *err)
+static int mount_or_err(const char *src, const char *dst, const char *type, unsigned long flags,
+                        const char *data, es_error *err)
 {
     if (mount(src, dst, type, flags, data) < 0)
         return es_err_sys(err, ES_ERUN, "mount %s on %s", type ? type : src, dst);
@@ -44,7 +44,8 @@ static int ensure_mount_dir(const char *root, const char *name, es_error *err)
     es_cleanup_free char *p = es_xasprintf("%s/%s", root, name);
     struct stat st;
     if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode)) return 0;
-    if (unlink(p) < 0 && errno != ENOENT) return es_err_sys(err, ES_ERUN, "replacing /%s in the container", name);
+    if (unlink(p) < 0 && errno != ENOENT)
+        return es_err_sys(err, ES_ERUN, "replacing /%s in the container", name);
     if (mkdir(p, 0755) < 0) return es_err_sys(err, ES_ERUN, "creating /%s in the container", name);
     return 0;
 }
@@ -70,7 +71,8 @@ static int mount_overlay_root(const sb_launch *l, const char *root, es_error *er
     if (mkdir(upper, 0755) < 0 || mkdir(work, 0700) < 0 || mkdir(root, 0755) < 0)
         return es_err_sys(err, ES_ERUN, "creating the overlay dirs in %s", st);
     es_cleanup_free char *lower = escape_overlay_path(l->rootfs);
-    es_cleanup_free char *opts = es_xasprintf("lowerdir=%s,upperdir=%s,workdir=%s", lower, upper, work);
+    es_cleanup_free char *opts =
+        es_xasprintf("lowerdir=%s,upperdir=%s,workdir=%s", lower, upper, work);
     if (mount("overlay", root, "overlay", 0, opts) < 0)
         return es_err_sys(err, ES_ERUN, "overlay mount of %s (lower) on a tmpfs upper", l->rootfs);
     return 0;
@@ -90,23 +92,31 @@ static int build_dev(const char *root, es_error *err)
 {
     static const char *const nodes[] = {"null", "zero", "full", "random", "urandom", "tty"};
     es_cleanup_free char *dev = es_xasprintf("%s/dev", root);
-    if (mount_or_err("tmpfs", dev, "tmpfs", MS_NOSUID | MS_STRICTATIME, "mode=755,size=65536k", err) < 0) return -1;
+    if (mount_or_err("tmpfs", dev, "tmpfs", MS_NOSUID | MS_STRICTATIME, "mode=755,size=65536k",
+                     err) < 0)
+        return -1;
     for (size_t i = 0; i < sizeof nodes / sizeof nodes[0]; i++)
         if (bind_dev_node(dev, nodes[i], err) < 0) return -1;
     es_cleanup_free char *shm = es_xasprintf("%s/shm", dev);
     es_cleanup_free char *pts = es_xasprintf("%s/pts", dev);
-    if (mkdir(shm, 01777) < 0 || mkdir(pts, 0755) < 0) return es_err_sys(err, ES_ERUN, "creating /dev/shm, /dev/pts");
-    if (mount_or_err("shm", shm, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=65536k", err) < 0)
+    if (mkdir(shm, 01777) < 0 || mkdir(pts, 0755) < 0)
+        return es_err_sys(err, ES_ERUN, "creating /dev/shm, /dev/pts");
+    if (mount_or_err("shm", shm, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=65536k",
+                     err) < 0)
         return -1;
-    if (mount("devpts", pts, "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5") == 0) {
+    if (mount("devpts", pts, "devpts", MS_NOSUID | MS_NOEXEC,
+              "newinstance,ptmxmode=0666,mode=0620,gid=5") == 0) {
         es_cleanup_free char *ptmx = es_xasprintf("%s/ptmx", dev);
         if (symlink("pts/ptmx", ptmx) < 0) return es_err_sys(err, ES_ERUN, "creating /dev/ptmx");
     }
-    static const char *const links[][2] = {
-        {"/proc/self/fd", "fd"}, {"/proc/self/fd/0", "stdin"}, {"/proc/self/fd/1", "stdout"}, {"/proc/self/fd/2", "stderr"}};
+    static const char *const links[][2] = {{"/proc/self/fd", "fd"},
+                                           {"/proc/self/fd/0", "stdin"},
+                                           {"/proc/self/fd/1", "stdout"},
+                                           {"/proc/self/fd/2", "stderr"}};
     for (size_t i = 0; i < sizeof links / sizeof links[0]; i++) {
         es_cleanup_free char *p = es_xasprintf("%s/%s", dev, links[i][1]);
-        if (symlink(links[i][0], p) < 0) return es_err_sys(err, ES_ERUN, "creating /dev/%s", links[i][1]);
+        if (symlink(links[i][0], p) < 0)
+            return es_err_sys(err, ES_ERUN, "creating /dev/%s", links[i][1]);
     }
     return 0;
 }
@@ -120,7 +130,8 @@ static void protect_proc(const char *root)
     for (size_t i = 0; i < sizeof ro / sizeof ro[0]; i++) {
         es_cleanup_free char *p = es_xasprintf("%s/proc/%s", root, ro[i]);
         if (mount(p, p, NULL, MS_BIND | MS_REC, NULL) == 0)
-            mount(NULL, p, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+            mount(NULL, p, NULL,
+                  MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
     }
     for (size_t i = 0; i < sizeof masked / sizeof masked[0]; i++) {
         es_cleanup_free char *p = es_xasprintf("%s/proc/%s", root, masked[i]);
@@ -136,7 +147,8 @@ static int mount_special_dirs(const char *root, es_error *err)
     es_cleanup_free char *proc = es_xasprintf("%s/proc", root);
     es_cleanup_free char *tmp = es_xasprintf("%s/tmp", root);
     es_cleanup_free char *sys = es_xasprintf("%s/sys", root);
-    if (mount_or_err("proc", proc, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, err) < 0) return -1;
+    if (mount_or_err("proc", proc, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, err) < 0)
+        return -1;
     protect_proc(root);
     if (build_dev(root, err) < 0) return -1;
     if (mount_or_err("tmpfs", tmp, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777", err) < 0) return -1;
@@ -148,7 +160,8 @@ static int mount_special_dirs(const char *root, es_error *err)
 static int pivot_into(const char *root, es_error *err)
 {
     if (chdir(root) < 0) return es_err_sys(err, ES_ERUN, "chdir %s", root);
-    if (syscall(SYS_pivot_root, ".", ".") < 0) return es_err_sys(err, ES_ERUN, "pivot_root into %s", root);
+    if (syscall(SYS_pivot_root, ".", ".") < 0)
+        return es_err_sys(err, ES_ERUN, "pivot_root into %s", root);
     if (umount2(".", MNT_DETACH) < 0) return es_err_sys(err, ES_ERUN, "detaching the old root");
     if (chdir("/") < 0) return es_err_sys(err, ES_ERUN, "chdir /");
     return 0;
@@ -171,11 +184,13 @@ static int write_container_file(const char *path, const char *data, es_error *er
 static int write_etc_files(const sb_launch *l, es_error *err)
 {
     struct stat st;
-    if (lstat("/etc", &st) < 0 && mkdir("/etc", 0755) < 0) return es_err_sys(err, ES_ERUN, "creating /etc");
+    if (lstat("/etc", &st) < 0 && mkdir("/etc", 0755) < 0)
+        return es_err_sys(err, ES_ERUN, "creating /etc");
     es_cleanup_free char *hostname = es_xasprintf("%s\n", l->hostname);
-    es_cleanup_free char *hosts = l->o->net == ES_NET_HOST && l->host_hosts
-                                      ? es_xstrdup(l->host_hosts)
-                                      : es_xasprintf(SB_DEFAULT_HOSTS "127.0.1.1\t%s\n", l->hostname);
+    es_cleanup_free char *hosts =
+        l->o->net == ES_NET_HOST && l->host_hosts
+            ? es_xstrdup(l->host_hosts)
+            : es_xasprintf(SB_DEFAULT_HOSTS "127.0.1.1\t%s\n", l->hostname);
     if (write_container_file("/etc/hostname", hostname, err) < 0) return -1;
     if (write_container_file("/etc/hosts", hosts, err) < 0) return -1;
     return write_container_file("/etc/resolv.conf", l->resolv_conf ? l->resolv_conf : "", err);
@@ -218,7 +233,8 @@ int sb_build_container(const sb_launch *l, es_error *err)
     if (mount_special_dirs(root, err) < 0) return -1;
     if (pivot_into(root, err) < 0) return -1;
     if (write_etc_files(l, err) < 0) return -1;
-    if (sethostname(l->hostname, strlen(l->hostname)) < 0) return es_err_sys(err, ES_ERUN, "sethostname");
+    if (sethostname(l->hostname, strlen(l->hostname)) < 0)
+        return es_err_sys(err, ES_ERUN, "sethostname");
     if (l->o->net == ES_NET_PRIVATE && bring_lo_up(err) < 0) return -1;
     return 0;
 }

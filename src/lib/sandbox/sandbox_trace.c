@@ -47,15 +47,15 @@ typedef struct {
 } syscall_spec;
 
 static const syscall_spec path_syscalls[] = {
-    {"stat", K_PATH0, ES_TR_STAT, -1},          {"lstat", K_PATH0, ES_TR_STAT, -1},
-    {"newfstatat", K_AT_PATH1, ES_TR_STAT, 3},  {"fstatat64", K_AT_PATH1, ES_TR_STAT, 3},
-    {"statx", K_AT_PATH1, ES_TR_STAT, 2},       {"access", K_PATH0, ES_TR_STAT, -1},
-    {"faccessat", K_AT_PATH1, ES_TR_STAT, -1},  {"faccessat2", K_AT_PATH1, ES_TR_STAT, 3},
-    {"readlink", K_PATH0, ES_TR_READLINK, -1},  {"readlinkat", K_AT_PATH1, ES_TR_READLINK, -1},
-    {"getdents64", K_FD0, ES_TR_LISTDIR, -1},   {"getdents", K_FD0, ES_TR_LISTDIR, -1},
-    {"open", K_PATH0, ES_TR_OPEN, -1},          {"openat", K_AT_PATH1, ES_TR_OPEN, -1},
-    {"openat2", K_AT_PATH1, ES_TR_OPEN, -1},    {"execve", K_PATH0, ES_TR_EXEC, -1},
-    {"execveat", K_AT_PATH1, ES_TR_EXEC, 4},    {"chdir", K_PATH0, ES_TR_STAT, -1},
+    {"stat", K_PATH0, ES_TR_STAT, -1},         {"lstat", K_PATH0, ES_TR_STAT, -1},
+    {"newfstatat", K_AT_PATH1, ES_TR_STAT, 3}, {"fstatat64", K_AT_PATH1, ES_TR_STAT, 3},
+    {"statx", K_AT_PATH1, ES_TR_STAT, 2},      {"access", K_PATH0, ES_TR_STAT, -1},
+    {"faccessat", K_AT_PATH1, ES_TR_STAT, -1}, {"faccessat2", K_AT_PATH1, ES_TR_STAT, 3},
+    {"readlink", K_PATH0, ES_TR_READLINK, -1}, {"readlinkat", K_AT_PATH1, ES_TR_READLINK, -1},
+    {"getdents64", K_FD0, ES_TR_LISTDIR, -1},  {"getdents", K_FD0, ES_TR_LISTDIR, -1},
+    {"open", K_PATH0, ES_TR_OPEN, -1},         {"openat", K_AT_PATH1, ES_TR_OPEN, -1},
+    {"openat2", K_AT_PATH1, ES_TR_OPEN, -1},   {"execve", K_PATH0, ES_TR_EXEC, -1},
+    {"execveat", K_AT_PATH1, ES_TR_EXEC, 4},   {"chdir", K_PATH0, ES_TR_STAT, -1},
 };
 
 /* Per-thread state between a seccomp stop and the matching syscall exit. */
@@ -113,7 +113,8 @@ static void emit_path(sb_tracer *t, const char *path, unsigned ops)
 static uint64_t hash_str(const char *s)
 {
     uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
     return h;
 }
 
@@ -124,7 +125,8 @@ static void grow_slots(sb_tracer *t)
     for (size_t i = 0; i < t->n_slots; i++) {
         if (!t->slots[i].path) continue;
         size_t j = hash_str(t->slots[i].path) & (n - 1);
-        while (s[j].path) j = (j + 1) & (n - 1);
+        while (s[j].path)
+            j = (j + 1) & (n - 1);
         s[j] = t->slots[i];
     }
     free(t->slots);
@@ -148,7 +150,8 @@ static void record_path(sb_tracer *t, const char *path, unsigned ops)
     if (!path || path[0] != '/' || outside_image(path)) return;
     if ((t->n_used + 1) * 2 > t->n_slots) grow_slots(t);
     size_t j = hash_str(path) & (t->n_slots - 1);
-    while (t->slots[j].path && strcmp(t->slots[j].path, path) != 0) j = (j + 1) & (t->n_slots - 1);
+    while (t->slots[j].path && strcmp(t->slots[j].path, path) != 0)
+        j = (j + 1) & (t->n_slots - 1);
     path_slot *s = &t->slots[j];
     if (!s->path) {
         s->path = es_xstrdup(path);
@@ -177,13 +180,16 @@ static void normalize_path(char *p)
 {
     char *out = p, *in = p;
     while (*in) {
-        while (*in == '/') in++;
+        while (*in == '/')
+            in++;
         char *seg = in;
-        while (*in && *in != '/') in++;
+        while (*in && *in != '/')
+            in++;
         size_t n = (size_t)(in - seg);
         if (n == 0 || (n == 1 && seg[0] == '.')) continue;
         if (n == 2 && seg[0] == '.' && seg[1] == '.') {
-            while (out > p && *--out != '/') {}
+            while (out > p && *--out != '/') {
+            }
             continue;
         }
         *out++ = '/';
@@ -206,8 +212,10 @@ static int readlink_str(const char *link, char *buf, size_t size)
 static int dir_of(pid_t tid, long dirfd, char *buf, size_t size)
 {
     char link[64];
-    if ((int)dirfd == AT_FDCWD) snprintf(link, sizeof link, "/proc/%d/cwd", (int)tid);
-    else snprintf(link, sizeof link, "/proc/%d/fd/%d", (int)tid, (int)dirfd);
+    if ((int)dirfd == AT_FDCWD)
+        snprintf(link, sizeof link, "/proc/%d/cwd", (int)tid);
+    else
+        snprintf(link, sizeof link, "/proc/%d/fd/%d", (int)tid, (int)dirfd);
     if (readlink_str(link, buf, size) < 0 || buf[0] != '/') return -1;
     return 0;
 }
@@ -244,7 +252,8 @@ static char *path_of_call(pid_t tid, const syscall_spec *sp, const uint64_t *arg
     if (sp->flags_arg >= 0 && (args[sp->flags_arg] & AT_EMPTY_PATH) && path[0] == '\0') return NULL;
     if (path[0] == '\0') return NULL;
     char *abs;
-    if (path[0] == '/') abs = es_xstrdup(path);
+    if (path[0] == '/')
+        abs = es_xstrdup(path);
     else {
         long dirfd = sp->kind == K_AT_PATH1 ? (long)(int)args[0] : AT_FDCWD;
         if (dir_of(tid, dirfd, base, sizeof base) < 0) return NULL;
@@ -379,9 +388,11 @@ void sb_tracer_on_exit(sb_tracer *t, pid_t tid)
 
 int sb_tracer_seize(pid_t pid, es_error *err)
 {
-    long opts = PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACECLONE | PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK |
-                PTRACE_O_TRACEEXEC | PTRACE_O_TRACESECCOMP | PTRACE_O_EXITKILL;
-    if (ptrace(PTRACE_SEIZE, pid, 0, (void *)opts) < 0) return es_err_sys(err, ES_ERUN, "ptrace(SEIZE) of pid %d", pid);
+    long opts = PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACECLONE | PTRACE_O_TRACEFORK |
+                PTRACE_O_TRACEVFORK | PTRACE_O_TRACEEXEC | PTRACE_O_TRACESECCOMP |
+                PTRACE_O_EXITKILL;
+    if (ptrace(PTRACE_SEIZE, pid, 0, (void *)opts) < 0)
+        return es_err_sys(err, ES_ERUN, "ptrace(SEIZE) of pid %d", pid);
     return 0;
 }
 
@@ -404,8 +415,8 @@ void sb_tracer_drain_fanotify(sb_tracer *t)
             if (m->fd < 0) continue;
             char link[64], path[PATH_MAX];
             snprintf(link, sizeof link, "/proc/self/fd/%d", m->fd);
-            if (m->pid != getpid() && readlink_str(link, path, sizeof path) == 0 && path[0] == '/' &&
-                !strstr(path, " (deleted)")) {
+            if (m->pid != getpid() && readlink_str(link, path, sizeof path) == 0 &&
+                path[0] == '/' && !strstr(path, " (deleted)")) {
                 unsigned ops = ES_TR_OPEN;
                 if (m->mask & FAN_OPEN_EXEC) ops |= ES_TR_EXEC;
                 struct stat st; /* legacy (fd) mode never reports FAN_ONDIR in the mask */
@@ -438,7 +449,8 @@ sb_tracer *sb_tracer_new(int trace_fd, int trace_syscalls, es_error *err)
     t->trace_fd = trace_fd;
     t->trace_syscalls = trace_syscalls;
     map_syscalls(t);
-    t->fan_fd = fanotify_init(FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_NONBLOCK, O_RDONLY | O_LARGEFILE | O_CLOEXEC);
+    t->fan_fd = fanotify_init(FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_NONBLOCK,
+                              O_RDONLY | O_LARGEFILE | O_CLOEXEC);
     if (t->fan_fd < 0) {
         es_err_sys(err, ES_ERUN, "fanotify_init");
         sb_tracer_free(t);
@@ -459,8 +471,10 @@ void sb_tracer_free(sb_tracer *t)
 {
     if (!t) return;
     if (t->fan_fd >= 0) close(t->fan_fd);
-    for (size_t i = 0; i < t->n_slots; i++) free(t->slots[i].path);
-    for (size_t i = 0; i < t->n_pending; i++) free(t->pending[i].path);
+    for (size_t i = 0; i < t->n_slots; i++)
+        free(t->slots[i].path);
+    for (size_t i = 0; i < t->n_pending; i++)
+        free(t->pending[i].path);
     free(t->slots);
     free(t->pending);
     free(t);
@@ -473,7 +487,8 @@ int sb_tracer_install_filter(int trace_syscalls, es_error *err)
     /* No NO_NEW_PRIVS: setuid binaries in the image must keep working; we load as root. */
     int rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0);
     if (!rc) rc = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_ALLOW);
-    for (size_t i = 0; !rc && !trace_syscalls && i < sizeof path_syscalls / sizeof path_syscalls[0]; i++) {
+    for (size_t i = 0; !rc && !trace_syscalls && i < sizeof path_syscalls / sizeof path_syscalls[0];
+         i++) {
         int nr = seccomp_syscall_resolve_name(path_syscalls[i].name);
         if (nr >= 0) rc = seccomp_rule_add(ctx, SCMP_ACT_TRACE(0), nr, 0);
     }

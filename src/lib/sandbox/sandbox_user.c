@@ -30,7 +30,8 @@ static int parse_id(const char *s, unsigned long *out)
 }
 
 /* Looks a user up by name (or by uid when name is NULL) in /etc/passwd. Returns 1 found, 0 not. */
-static int find_passwd(const char *name, uid_t uid, char **name_out, uid_t *uid_out, gid_t *gid, char **home)
+static int find_passwd(const char *name, uid_t uid, char **name_out, uid_t *uid_out, gid_t *gid,
+                       char **home)
 {
     FILE *f = fopen("/etc/passwd", "re");
     if (!f) return 0;
@@ -115,8 +116,10 @@ int sb_resolve_user(const char *spec, sb_identity *id, es_error *err)
     if (group && *group) {
         unsigned long v;
         gid_t g;
-        if (parse_id(group, &v)) id->gid = (gid_t)v;
-        else if (find_group_by_name(group, &g)) id->gid = g;
+        if (parse_id(group, &v))
+            id->gid = (gid_t)v;
+        else if (find_group_by_name(group, &g))
+            id->gid = g;
         else {
             sb_identity_free(id);
             return es_err(err, ES_ERUN, "group '%s' not found in the image's /etc/group", group);
@@ -154,10 +157,12 @@ static const char *env_get(char *const *env, const char *key)
 char **sb_build_env(char *const *env, const char *home, const char *hostname)
 {
     size_t n = 0;
-    while (env && env[n]) n++;
+    while (env && env[n])
+        n++;
     char **out = es_xcalloc(n + 4, sizeof *out);
     size_t k = 0;
-    for (size_t i = 0; i < n; i++) out[k++] = es_xstrdup(env[i]);
+    for (size_t i = 0; i < n; i++)
+        out[k++] = es_xstrdup(env[i]);
     if (!env_has(env, "PATH")) out[k++] = es_xstrdup("PATH=" SB_DEFAULT_PATH);
     if (!env_has(env, "HOME")) out[k++] = es_xasprintf("HOME=%s", home ? home : "/");
     if (!env_has(env, "HOSTNAME")) out[k++] = es_xasprintf("HOSTNAME=%s", hostname);
@@ -167,7 +172,8 @@ char **sb_build_env(char *const *env, const char *home, const char *hostname)
 
 void sb_free_strv(char **v)
 {
-    for (char **p = v; p && *p; p++) free(*p);
+    for (char **p = v; p && *p; p++)
+        free(*p);
     free(v);
 }
 
@@ -186,11 +192,13 @@ char *sb_find_command(const char *argv0, char *const *env, const char *workdir, 
         return NULL;
     }
     if (strchr(argv0, '/')) {
-        char *p = argv0[0] == '/' ? es_xstrdup(argv0) : es_xasprintf("%s/%s", workdir ? workdir : "", argv0);
+        char *p = argv0[0] == '/' ? es_xstrdup(argv0)
+                                  : es_xasprintf("%s/%s", workdir ? workdir : "", argv0);
         int r = executable_at(p);
         if (r == 1) return p;
         free(p);
-        es_err(err, ES_ERUN, r < 0 ? "command not found in image: %s" : "command is not executable in image: %s",
+        es_err(err, ES_ERUN,
+               r < 0 ? "command not found in image: %s" : "command is not executable in image: %s",
                argv0);
         return NULL;
     }
@@ -204,7 +212,9 @@ char *sb_find_command(const char *argv0, char *const *env, const char *workdir, 
         if (r == 0) seen_noexec = 1;
         free(p);
     }
-    es_err(err, ES_ERUN, seen_noexec ? "command is not executable in image: %s" : "command not found in image: %s",
+    es_err(err, ES_ERUN,
+           seen_noexec ? "command is not executable in image: %s"
+                       : "command not found in image: %s",
            argv0);
     return NULL;
 }
