@@ -117,16 +117,22 @@ def mosquitto_ceiling(n=100000):
     sub = subprocess.Popen(["mosquitto_sub", "-p", str(b.port), "-t", "bench", "-q", "1", "-C", str(n)],
                            stdout=subprocess.DEVNULL)
     time.sleep(0.3)
+    # mosquitto_pub -l exits at end of input before its queue is sent (TARGETS.md), so its stdin
+    # stays open until the subscriber has everything
     t0 = time.perf_counter()
     pub = subprocess.Popen(["mosquitto_pub", "-p", str(b.port), "-t", "bench", "-q", "1", "-l"],
-                           stdin=open(path), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                           stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with open(path, "rb") as f:
+        pub.stdin.write(f.read())
+    pub.stdin.flush()
     try:
-        sub.wait(timeout=60)
+        sub.wait(timeout=120)
         dt = time.perf_counter() - t0
         got = n
     except subprocess.TimeoutExpired:
         sub.kill()
-        dt, got = 60, None
+        dt, got = 120, None
+    pub.stdin.close()
     pub.wait()
     b.stop()
     shutil.rmtree(work, ignore_errors=True)
@@ -213,13 +219,19 @@ def main():
         shutil.rmtree(os.path.join(work, "spool"), ignore_errors=True)
         port = free_port()
         p, _ = start_agent(binary, work, port, up + ["--fsync", pol])
+        t0 = time.time()
         r = loadgen(port, load_secs)
         rss_load = mem_kb(p.pid)
-        rows.append((f"ingest, fsync={pol}: records/s acknowledged (RSS kB after)", f"{r['rate']} ({rss_load[0]})",
-                     ">= 50000 (batch)"))
+        while time.time() - t0 < 120 and json.loads(get(port, "/health")[1])["spool"]["pending"] > 0:
+            time.sleep(0.05)
+        delivered = json.loads(get(port, "/health")[1])["records"]["delivered"]
+        rows.append((f"ingest, fsync={pol}: records/s acknowledged to senders (RSS kB right after)",
+                     f"{r['rate']} ({rss_load[0]})", ">= 50000 (batch)"))
+        rows.append((f"  same run: records/s delivered to mosquitto and PUBACKed (QoS 1)",
+                     f"{delivered / (time.time() - t0):.0f}", "-"))
         stop(p)
     ceiling = mosquitto_ceiling()
-    rows.append(("ceiling: mosquitto_pub -> mosquitto -> sub, messages/s (QoS 1)",
+    rows.append(("ceiling: mosquitto_pub -l -> mosquitto -> mosquitto_sub, messages/s (QoS 1)",
                  f"{ceiling:.0f}" if ceiling else "did not finish (mosquitto_pub -l loses its queue)", "-"))
     broker.stop()
     shutil.rmtree(work, ignore_errors=True)
