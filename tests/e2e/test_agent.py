@@ -646,3 +646,35 @@ def test_mqtt_device_topics_input(work, broker):
     finally:
         agent.stop()
         sub.stop()
+
+
+def proc_status(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
+
+
+def test_hardening_seccomp_and_secure_memory(work, broker):
+    agent = Agent(work, uplink(broker) + ["--secure-memory"])
+    agent.start()
+    try:
+        st = proc_status(agent.proc.pid)
+        assert st["Seccomp"].strip() == "2"            # filter mode, installed after init
+        assert st["NoNewPrivs"].strip() == "1"
+        assert int(st["VmLck"].split()[0]) > 0          # mlockall
+        with open(f"/proc/{agent.proc.pid}/limits") as f:
+            core = [line for line in f if line.startswith("Max core file size")][0]
+        assert core.split()[4] == "0"
+        # still fully working under the allow-list: ingest, fsync, delivery, health
+        sub = Subscriber(broker, "edge/data")
+        assert agent.post({"id": 1, "v": 1})[0] == 200
+        wait_for(lambda: 1 in by_id(sub.records()), 10, "delivery under seccomp")
+        sub.stop()
+        assert agent.stop() == 0                       # clean exit under the filter too
+    finally:
+        agent.stop()
+    agent = Agent(work, ["--no-seccomp"])
+    agent.start()
+    try:
+        assert proc_status(agent.proc.pid)["Seccomp"].strip() == "0"
+    finally:
+        agent.stop()
