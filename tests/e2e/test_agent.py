@@ -678,3 +678,36 @@ def test_hardening_seccomp_and_secure_memory(work, broker):
         assert proc_status(agent.proc.pid)["Seccomp"].strip() == "0"
     finally:
         agent.stop()
+
+
+def test_http_uplink_batches_reach_a_real_http_server(work):
+    """The core's spool -> output path with agent-uplink's HTTP output: a real HTTP server here."""
+    import gzip
+    import http.server
+    got = []
+
+    class Sink(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            if self.headers.get("Content-Encoding") == "gzip":
+                body = gzip.decompress(body)
+            got.extend(json.loads(body))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *a):
+            pass
+
+    srv = http.server.HTTPServer(("127.0.0.1", 0), Sink)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    agent = Agent(work, ["--uplink", f"http://127.0.0.1:{srv.server_address[1]}/ingest"])
+    agent.start()
+    try:
+        for i in range(10):
+            assert agent.post([{"id": i * 10 + k, "v": k} for k in range(10)])[0] == 200
+        wait_for(lambda: len({r["fields"]["id"] for r in got}) == 100, 15, "100 records POSTed upstream")
+        wait_for(lambda: agent.health()["spool"]["pending"] == 0, 10, "spool acknowledged")
+    finally:
+        agent.stop()
+        srv.shutdown()
