@@ -335,13 +335,13 @@ def set_cmd(entrypoint, cmd):
 @pytest.mark.parametrize("case,edit,extra,code,needle", [
     ("no-cmd", set_cmd(None, None), [], 11, "no entrypoint or cmd"),
     ("not-in-image", set_cmd(["/usr/bin/nope"], None), [], 11, "command not found in image"),
-    ("exits-at-once", set_cmd(["/server"], ["80"]), [], 11, "exited"),
+    ("exits-at-once", set_cmd(None, ["nginx", "-g", "daemon off; no_such_directive on;"]), [], 11, "exited"),
     ("never-ready", set_cmd(["/server"], ["8080"]), ["--probe", "tcp://127.0.0.1:9999", "--probe-timeout", "2"], 10,
      "probe is wrong"),
     ("other-arch", lambda c: c.update(architecture="arm64"), [], 7, "arm64"),
 ])
 def test_bad_input(work, case, edit, extra, code, needle):
-    img = derived_image(work, fixtures.image("static"), case, edit)
+    img = derived_image(work, fixtures.image("nginx" if case == "exits-at-once" else "static"), case, edit)
     dst = str(work / f"{case}-out.tar")
     p = slim(img, dst, *extra, check=False)
     err = p.stderr.decode()

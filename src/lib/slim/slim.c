@@ -3,86 +3,27 @@
  * stage is a function that either succeeds or fills err. Cleanup is in one place (ctx_free):
  * temp dirs (unpacked original, slim tree, layer blob) are removed on every path out, so a
  * failure leaves nothing behind, and the destination is only touched by es_image_write, which
- * is itself atomic.
+ * is itself atomic. Running containers (traced run, verification) is in slim_run.c, the report
+ * in slim_report.c; the shared context is in slim_internal.h.
  */
-#include "slim/slim.h"
+#include "slim/slim_internal.h"
 
-#include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <signal.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/stat.h>
-#include <time.h>
-#include <unistd.h>
-
-#include "layer/layer_writer.h"
-#include "oci/image_writer.h"
-#include "sandbox/sandbox.h"
-#include "slim/closure.h"
-#include "slim/keepset.h"
-#include "slim/pkgdb.h"
-#include "slim/probe.h"
-#include "slim/rootfs_path.h"
-#include "slim/sbom.h"
-#include "slim/tree.h"
-
-#define NONROOT_USER "65532:65532"
-#ifndef ES_VERSION_STRING
-#define ES_VERSION_STRING "0.1.0"
-#endif
-#define STOP_GRACE_MS 3000
-#define SETTLE_MS 500
-#define MAX_MISSING_LISTED 12
-
-typedef struct probe_outcome {
-    es_probe_result orig, slim;
-} probe_outcome;
-
-typedef struct slim_ctx {
-    const es_slim_opts *o;
-    es_image *img;
-    char *root, *work, *slim_root, *blob_path;
-    es_run_config run;
-    es_closure *closure;
-    es_keepset *ks;
-    es_probe *probes;
-    size_t n_probes;
-    probe_outcome *outcomes;
-    int duration_mode, orig_exited, orig_exit;
-    es_pkgdb db;
-    char **syscalls;
-    size_t n_syscalls;
-    es_tree_stats before, after;
-    int64_t before_compressed, stripped;
-    char *user_final;
-    char user_note[1024];
-    char created[64];
-    int64_t epoch;
-    json_t *missing_paths;
-    long long t0, t_stage;
-    json_t *timings;
-    char *probe_log;
-} slim_ctx;
-
-static long long now_ms(void)
+long long slim_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void stage(slim_ctx *c, const char *name)
+void slim_stage(slim_ctx *c, const char *name)
 {
-    c->t_stage = now_ms();
+    c->t_stage = slim_now_ms();
     if (c->o->on_stage) c->o->on_stage(name, c->o->stage_arg);
 }
 
-static void stage_end(slim_ctx *c, const char *name)
+void slim_stage_end(slim_ctx *c, const char *name)
 {
-    json_object_set_new(c->timings, name, json_integer(now_ms() - c->t_stage));
+    json_object_set_new(c->timings, name, json_integer(slim_now_ms() - c->t_stage));
 }
 
 void es_slim_opts_default(es_slim_opts *o)
@@ -156,7 +97,7 @@ static int64_t parse_created(const char *s)
 
 static int open_and_unpack(slim_ctx *c, es_error *err)
 {
-    stage(c, "open");
+    slim_stage(c, "open");
     if (es_image_open(c->o->src, NULL, &c->img, err) < 0) return -1;
     if (es_sandbox_check_platform(c->img, err) < 0) return -1;
     json_t *created = json_object_get(c->img->config, "created");
@@ -166,8 +107,8 @@ static int open_and_unpack(slim_ctx *c, es_error *err)
     c->epoch = sde >= 0 ? sde : parse_created(cs);
     for (size_t i = 0; i < c->img->n_layers; i++) c->before_compressed += c->img->layers[i].size;
     if (es_run_config_from_image(c->img, NULL, NULL, &c->run, err) < 0) return -1;
-    stage_end(c, "open");
-    stage(c, "unpack");
+    slim_stage_end(c, "open");
+    slim_stage(c, "unpack");
     if (es_sandbox_unpack_temp(c->img, &c->root, NULL, err) < 0) return -1;
     char tmpl[] = "/var/tmp/edgeslim-slim-XXXXXX";
     const char *tmpdir = getenv("TMPDIR");
@@ -182,7 +123,7 @@ static int open_and_unpack(slim_ctx *c, es_error *err)
     c->probe_log = es_xasprintf("%s/probes.log", c->work);
     if (mkdir(c->slim_root, 0755) < 0) return es_err_sys(err, ES_EIO, "%s: mkdir", c->slim_root);
     es_tree_measure(c->root, &c->before);
-    stage_end(c, "unpack");
+    slim_stage_end(c, "unpack");
     return 0;
 }
 
@@ -227,7 +168,7 @@ static int keep_healthcheck(slim_ctx *c, es_error *err)
 
 static int static_closure(slim_ctx *c, es_error *err)
 {
-    stage(c, "closure");
+    slim_stage(c, "closure");
     c->ks = es_keepset_new();
     c->closure = es_closure_new(c->root, env_value(c->run.env, "PATH"), env_value(c->run.env, "LD_LIBRARY_PATH"));
     const char *cmd = c->run.argv[0];
@@ -241,249 +182,25 @@ static int static_closure(slim_ctx *c, es_error *err)
     if (keep_healthcheck(c, err) < 0) return -1;
     if (c->run.workdir && *c->run.workdir)
         es_rootfs_keep(c->root, c->run.workdir, c->ks, ES_KEEP_STATIC, NULL, NULL);
-    stage_end(c, "closure");
+    slim_stage_end(c, "closure");
     return 0;
-}
-
-/* ------------------------------------------------------------------ sandbox helpers */
-
-static int start_box(slim_ctx *c, const char *root, const char *user, int trace, int trace_syscalls,
-                     const char *log_name, es_sandbox **sb, es_error *err)
-{
-    es_sandbox_opts so;
-    es_sandbox_opts_init(&so);
-    so.rootfs = root;
-    so.argv = c->run.argv;
-    so.env = c->run.env;
-    so.workdir = c->run.workdir;
-    so.user = user;
-    so.net = ES_NET_PRIVATE;
-    so.trace = trace;
-    so.trace_syscalls = trace_syscalls;
-    char *log = es_xasprintf("%s/%s.log", c->work, log_name);
-    int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-    free(log);
-    so.stdin_fd = -1;
-    so.stdout_fd = fd;
-    so.stderr_fd = fd;
-    int rc = es_sandbox_start(&so, sb, err);
-    if (fd >= 0) close(fd);
-    return rc;
-}
-
-static void stop_box(es_sandbox *sb)
-{
-    if (!sb) return;
-    if (es_sandbox_alive(sb)) {
-        int code;
-        es_sandbox_signal(sb, SIGTERM);
-        es_sandbox_wait(sb, STOP_GRACE_MS, &code, NULL);
-    }
-}
-
-/* Last line of the app's log, for messages about apps that exited. */
-static void log_tail(slim_ctx *c, const char *log_name, char *buf, size_t len)
-{
-    buf[0] = 0;
-    char *log = es_xasprintf("%s/%s.log", c->work, log_name);
-    FILE *f = fopen(log, "re");
-    free(log);
-    if (!f) return;
-    char line[512];
-    while (fgets(line, sizeof line, f)) {
-        line[strcspn(line, "\r\n")] = 0;
-        if (line[0]) snprintf(buf, len, "%s", line);
-    }
-    fclose(f);
-}
-
-static int app_exit_code(es_sandbox *sb)
-{
-    int code = -1;
-    es_sandbox_wait(sb, 0, &code, NULL);
-    return code;
-}
-
-/* ------------------------------------------------------------------ stage: probes */
-
-static int make_probes(slim_ctx *c, es_error *err)
-{
-    if (c->o->n_probes) {
-        c->probes = es_xcalloc(c->o->n_probes, sizeof *c->probes);
-        for (size_t i = 0; i < c->o->n_probes; i++, c->n_probes++)
-            if (es_probe_parse(c->o->probes[i], &c->probes[i], err) < 0) return -1;
-    } else {
-        json_t *ports = es_config_exposed_ports(c->img);
-        const char *key;
-        json_t *v;
-        size_t n = json_is_object(ports) ? json_object_size(ports) : 0;
-        c->probes = es_xcalloc(n ? n : 1, sizeof *c->probes);
-        /* Sorted port order so runs are reproducible. */
-        int *nums = es_xcalloc(n ? n : 1, sizeof *nums);
-        size_t k = 0;
-        if (n) json_object_foreach(ports, key, v) {
-            int port = atoi(key);
-            if (port > 0 && port < 65536 && (!strchr(key, '/') || strstr(key, "/tcp"))) nums[k++] = port;
-        }
-        for (size_t i = 0; i < k; i++)
-            for (size_t j = i + 1; j < k; j++)
-                if (nums[j] < nums[i]) { int t = nums[i]; nums[i] = nums[j]; nums[j] = t; }
-        for (size_t i = 0; i < k; i++) es_probe_auto(nums[i], &c->probes[c->n_probes++]);
-        free(nums);
-    }
-    c->duration_mode = c->n_probes == 0;
-    for (size_t i = 0; i < c->n_probes; i++) c->probes[i].log_path = c->probe_log;
-    c->outcomes = es_xcalloc(c->n_probes ? c->n_probes : 1, sizeof *c->outcomes);
-    return 0;
-}
-
-/* An auto HTTP probe that gets no HTTP answer from a port that accepts TCP becomes a TCP probe. */
-static void auto_fallback_tcp(es_probe *p, es_sandbox *sb, int timeout_ms, es_probe_result *r)
-{
-    es_probe tcp = {0};
-    tcp.kind = ES_PROBE_TCP;
-    tcp.port = p->port;
-    es_probe_result tr;
-    es_probe_run(&tcp, sb, timeout_ms, &tr, NULL);
-    if (!tr.passed) return;
-    free(p->path);
-    p->path = NULL;
-    free(p->spec);
-    p->spec = es_xasprintf("tcp://127.0.0.1:%d (auto, port %d does not speak HTTP)", p->port, p->port);
-    p->kind = ES_PROBE_TCP;
-    *r = tr;
-}
-
-static int probe_original(slim_ctx *c, es_sandbox *sb, size_t i, es_probe_result *r, const char *log,
-                          es_error *err)
-{
-    es_probe *p = &c->probes[i];
-    if (es_probe_run(p, sb, c->o->probe_timeout_ms, r, err) < 0) return -1;
-    if (!r->passed && p->is_auto && p->kind == ES_PROBE_HTTP && es_sandbox_alive(sb))
-        auto_fallback_tcp(p, sb, 2000, r);
-    if (r->passed) {
-        if (p->is_auto && p->kind == ES_PROBE_HTTP) p->expect_status = r->status;
-        return 0;
-    }
-    if (!es_sandbox_alive(sb)) {
-        char tail[300];
-        log_tail(c, log, tail, sizeof tail);
-        return es_err(err, ES_ERUN, "%s: the app exited (code %d) before probe %s passed%s%s", c->o->src,
-                      app_exit_code(sb), p->spec, tail[0] ? "; its last output: " : "", tail);
-    }
-    return es_err(err, ES_EPROBE, "%s: probe %s fails on the original image, so the probe is wrong: %s", c->o->src,
-                  p->spec, r->detail);
-}
-
-/* ------------------------------------------------------------------ stage: traced run */
-
-static void keep_traced_path(slim_ctx *c, const es_trace_path *tp)
-{
-    int rc = es_rootfs_keep(c->root, tp->path, c->ks, ES_KEEP_TRACED, NULL, NULL);
-    if (rc != 0) return;
-    /* Not in the image (written at run time): keep the deepest existing ancestor directory, so
-     * the app can create it again (log files, pid files, caches). */
-    char *p = es_xstrdup(tp->path);
-    for (;;) {
-        char *s = strrchr(p, '/');
-        if (!s || s == p) break;
-        *s = 0;
-        char *res = NULL;
-        int e = es_rootfs_resolve(c->root, p, 1, NULL, 0, &res, NULL);
-        if (e == 1) {
-            char *h = es_rootfs_host_path(c->root, res);
-            struct stat st;
-            if (stat(h, &st) == 0 && S_ISDIR(st.st_mode)) es_rootfs_keep(c->root, p, c->ks, ES_KEEP_TRACED, NULL, NULL);
-            free(h);
-            free(res);
-            break;
-        }
-        free(res);
-    }
-    free(p);
-}
-
-static int collect_trace(slim_ctx *c, es_sandbox *sb, es_error *err)
-{
-    const es_trace_path *paths = NULL;
-    size_t n = es_sandbox_trace_paths(sb, &paths);
-    if (es_sandbox_trace_overflowed(sb))
-        return es_err(err, ES_EFAIL, "%s: the file access tracer overflowed (events were lost); refusing to slim on an incomplete trace",
-                      c->o->src);
-    for (size_t i = 0; i < n; i++) keep_traced_path(c, &paths[i]);
-    const char *const *names = NULL;
-    size_t ns = es_sandbox_trace_syscalls(sb, &names);
-    c->syscalls = es_xcalloc(ns + 1, sizeof *c->syscalls);
-    for (size_t i = 0; i < ns; i++) c->syscalls[c->n_syscalls++] = es_xstrdup(names[i]);
-    return 0;
-}
-
-static int duration_run(slim_ctx *c, es_sandbox *sb, int *exited, int *code, es_error *err)
-{
-    int rc = es_sandbox_wait(sb, c->o->duration_ms, code, err);
-    if (rc < 0) return -1;
-    *exited = rc == 0;
-    return 0;
-}
-
-/* Probes such as exec: can pass before the app finished starting (nginx still reading its
- * config): before the traced run ends, wait until every exposed port accepts connections, then
- * give the app a moment, so start-up file accesses are in the trace. */
-static void settle(slim_ctx *c, es_sandbox *sb)
-{
-    json_t *ports = es_config_exposed_ports(c->img);
-    const char *key;
-    json_t *v;
-    if (json_is_object(ports)) json_object_foreach(ports, key, v) {
-        int port = atoi(key);
-        if (port <= 0 || port > 65535 || (strchr(key, '/') && !strstr(key, "/tcp"))) continue;
-        es_error e = {0};
-        int fd = es_sandbox_connect_tcp(sb, port, c->o->probe_timeout_ms, &e);
-        if (fd >= 0) close(fd);
-    }
-    usleep(SETTLE_MS * 1000);
-}
-
-static int traced_run(slim_ctx *c, es_error *err)
-{
-    stage(c, "trace");
-    es_sandbox *sb = NULL;
-    if (start_box(c, c->root, c->run.user, 1, c->o->seccomp_path != NULL, "trace", &sb, err) < 0) return -1;
-    int rc = 0;
-    if (c->duration_mode) {
-        rc = duration_run(c, sb, &c->orig_exited, &c->orig_exit, err);
-        if (rc == 0 && c->orig_exited && c->orig_exit != 0) {
-            char tail[300];
-            log_tail(c, "trace", tail, sizeof tail);
-            rc = es_err(err, ES_ERUN, "%s: the app exited with code %d under tracing (no probe, no exposed port)%s%s",
-                        c->o->src, c->orig_exit, tail[0] ? "; its last output: " : "", tail);
-        }
-    } else {
-        for (size_t i = 0; i < c->n_probes && rc == 0; i++) rc = probe_original(c, sb, i, &c->outcomes[i].orig, "trace", err);
-        if (rc == 0) settle(c, sb);
-    }
-    stop_box(sb);
-    if (rc == 0) rc = collect_trace(c, sb, err);
-    es_sandbox_destroy(sb);
-    stage_end(c, "trace");
-    return rc;
 }
 
 /* ------------------------------------------------------------------ stage: rules, tree, harden */
 
 static int apply_rules(slim_ctx *c, es_error *err)
 {
-    stage(c, "rules");
+    slim_stage(c, "rules");
     if (c->o->rules && es_rules_apply_includes(c->o->rules, c->root, c->closure, c->ks, err) < 0) return -1;
     if (es_presets_apply(c->root, c->run.env, c->ks, err) < 0) return -1;
     if (c->o->rules) es_rules_apply_excludes(c->o->rules, c->ks);
     if (es_pkgdb_scan(c->root, c->ks, &c->db, err) < 0) return -1;
     es_pkgdb_keep_files(c->root, &c->db, c->ks);
-    stage_end(c, "rules");
+    slim_stage_end(c, "rules");
     return 0;
 }
 
-static int is_root_user(const char *u)
+int slim_is_root_user(const char *u)
 {
     return !u || !*u || !strcmp(u, "root") || !strcmp(u, "0") || !strcmp(u, "0:0") || !strcmp(u, "root:root");
 }
@@ -533,7 +250,7 @@ static void normalize_times_dir(slim_ctx *c, const char *cdir, time_t start)
 
 static int build_tree(slim_ctx *c, int add_nonroot, es_error *err)
 {
-    stage(c, "build");
+    slim_stage(c, "build");
     time_t start = time(NULL) - 1;
     if (es_tree_copy(c->root, c->slim_root, c->ks, &c->stripped, err) < 0) return -1;
     if (add_nonroot && es_tree_add_nonroot(c->slim_root, err) < 0) return -1;
@@ -546,147 +263,11 @@ static int build_tree(slim_ctx *c, int add_nonroot, es_error *err)
     }
     normalize_times_dir(c, "/", start);
     es_tree_measure(c->slim_root, &c->after);
-    stage_end(c, "build");
+    slim_stage_end(c, "build");
     return 0;
 }
 
-/* ------------------------------------------------------------------ stage: verify */
-
-/* Paths the failing slim run looked for that the original image has and the slim one lacks. */
-static void collect_missing(slim_ctx *c, es_sandbox *sb)
-{
-    json_decref(c->missing_paths);
-    c->missing_paths = json_array();
-    const es_trace_path *paths = NULL;
-    size_t n = es_sandbox_trace_paths(sb, &paths);
-    for (size_t i = 0; i < n; i++) {
-        if (!(paths[i].ops & ES_TR_MISSING)) continue;
-        char *r1 = NULL, *r2 = NULL;
-        int in_orig = es_rootfs_resolve(c->root, paths[i].path, 1, NULL, 0, &r1, NULL) == 1;
-        int in_slim = es_rootfs_resolve(c->slim_root, paths[i].path, 1, NULL, 0, &r2, NULL) == 1;
-        if (in_orig && !in_slim) json_array_append_new(c->missing_paths, json_string(paths[i].path));
-        free(r1);
-        free(r2);
-    }
-}
-
-static char *missing_summary(slim_ctx *c)
-{
-    size_t n = json_array_size(c->missing_paths);
-    if (!n) return es_xstrdup("the slim run looked for no file that the original has");
-    size_t cap = 256 + n * 64, o = 0;
-    char *s = es_xmalloc(cap);
-    o += (size_t)snprintf(s, cap, "missing in the slim image: ");
-    for (size_t i = 0; i < n && i < MAX_MISSING_LISTED; i++)
-        o += (size_t)snprintf(s + o, cap - o, "%s%s", i ? ", " : "", json_string_value(json_array_get(c->missing_paths, i)));
-    if (n > MAX_MISSING_LISTED) snprintf(s + o, cap - o, " (and %zu more, see --report)", n - MAX_MISSING_LISTED);
-    return s;
-}
-
-/* Runs every probe on both images side by side. Returns 0 all pass, 1 a slim failure (index in
- * *failed, slim trace's missing paths collected), -1 error (including a failure on the original). */
-static int verify_once(slim_ctx *c, const char *slim_user, size_t *failed, es_error *err)
-{
-    es_sandbox *orig = NULL, *slim = NULL;
-    int rc = start_box(c, c->root, c->run.user, 0, 0, "verify-original", &orig, err);
-    if (rc == 0) {
-        es_error serr = {0};
-        if (start_box(c, c->slim_root, slim_user, 1, 0, "verify-slim", &slim, &serr) < 0) {
-            /* The slim image cannot even start: that is a verification failure, not a setup one. */
-            *failed = 0;
-            if (c->n_probes) snprintf(c->outcomes[0].slim.detail, sizeof c->outcomes[0].slim.detail, "%s", serr.msg);
-            stop_box(orig);
-            es_sandbox_destroy(orig);
-            json_decref(c->missing_paths);
-            c->missing_paths = json_array();
-            return 1;
-        }
-    }
-    int result = rc < 0 ? -1 : 0;
-    if (result == 0 && c->duration_mode) {
-        int e1 = 0, c1 = 0, e2 = 0, c2 = 0;
-        if (duration_run(c, orig, &e1, &c1, err) < 0 || duration_run(c, slim, &e2, &c2, err) < 0) result = -1;
-        else if (e1 != e2 || (e1 && c1 != c2)) {
-            *failed = 0;
-            result = 1;
-        }
-    }
-    for (size_t i = 0; result == 0 && i < c->n_probes; i++) {
-        probe_outcome *po = &c->outcomes[i];
-        if (es_probe_run(&c->probes[i], orig, c->o->probe_timeout_ms, &po->orig, err) < 0) { result = -1; break; }
-        if (!po->orig.passed) {
-            result = es_err(err, ES_EPROBE, "%s: probe %s passed under tracing but fails on a second run of the original (flaky probe?): %s",
-                            c->o->src, c->probes[i].spec, po->orig.detail);
-            break;
-        }
-        if (es_probe_run(&c->probes[i], slim, c->o->probe_timeout_ms, &po->slim, err) < 0) { result = -1; break; }
-        if (!po->slim.passed) {
-            *failed = i;
-            result = 1;
-        }
-    }
-    if (result == 0 && !c->duration_mode) settle(c, slim);
-    if (result == 0 && !c->duration_mode && es_sandbox_alive(orig) && !es_sandbox_alive(slim)) {
-        /* Every probe passed, but the slim app died while the original kept running. */
-        *failed = c->n_probes ? c->n_probes - 1 : 0;
-        if (c->n_probes)
-            snprintf(c->outcomes[*failed].slim.detail, sizeof c->outcomes[*failed].slim.detail,
-                     "the slim app exited (code %d) while the original kept running", app_exit_code(slim));
-        result = 1;
-    }
-    stop_box(orig);
-    stop_box(slim);
-    if (result == 1) collect_missing(c, slim);
-    es_sandbox_destroy(orig);
-    es_sandbox_destroy(slim);
-    return result;
-}
-
-static int verify_fail(slim_ctx *c, size_t failed, const char *user, es_error *err)
-{
-    char *miss = missing_summary(c);
-    char tail[300];
-    log_tail(c, "verify-slim", tail, sizeof tail);
-    int rc;
-    if (c->duration_mode)
-        rc = es_err(err, ES_EVERIFY, "%s: the slim image (user %s) does not run like the original for %d ms (no probe); %s%s%s",
-                    c->o->src, user ? user : "root", c->o->duration_ms, miss, tail[0] ? "; its last output: " : "", tail);
-    else
-        rc = es_err(err, ES_EVERIFY, "%s: probe %s passes on the original but fails on the slim image (user %s): %s; %s%s%s",
-                    c->o->src, c->probes[failed].spec, user ? user : "root", c->outcomes[failed].slim.detail, miss,
-                    tail[0] ? "; its last output: " : "", tail);
-    free(miss);
-    return rc;
-}
-
-static int verify(slim_ctx *c, int tried_nonroot, es_error *err)
-{
-    stage(c, "verify");
-    size_t failed = 0;
-    const char *user = c->user_final;
-    int rc = verify_once(c, user, &failed, err);
-    if (rc == 1 && tried_nonroot) {
-        const char *what = c->duration_mode ? "the run" : c->probes[failed].spec;
-        snprintf(c->user_note, sizeof c->user_note,
-                 "kept the original user %s: verification as nonroot (65532) failed on %s (%s)",
-                 is_root_user(c->run.user) ? "root" : c->run.user, what,
-                 c->duration_mode ? "different exit" : c->outcomes[failed].slim.detail);
-        free(c->user_final);
-        c->user_final = c->run.user ? es_xstrdup(c->run.user) : NULL;
-        user = c->user_final;
-        rc = verify_once(c, user, &failed, err);
-    }
-    if (rc == 1) return verify_fail(c, failed, user, err);
-    stage_end(c, "verify");
-    return rc;
-}
-
 /* ------------------------------------------------------------------ stage: write */
-
-static double reduction_pct(int64_t before, int64_t after)
-{
-    return before > 0 ? 100.0 * (double)(before - after) / (double)before : 0.0;
-}
 
 static json_t *new_config(slim_ctx *c)
 {
@@ -704,7 +285,7 @@ static json_t *new_config(slim_ctx *c)
         json_object_set_new(inner, "Labels", labels);
     }
     char pct[32];
-    snprintf(pct, sizeof pct, "%.1f", reduction_pct(c->before.bytes, c->after.bytes));
+    snprintf(pct, sizeof pct, "%.1f", slim_reduction_pct(c->before.bytes, c->after.bytes));
     json_object_set_new(labels, "io.edgeslim.slim.version", json_string(ES_VERSION_STRING));
     json_object_set_new(labels, "io.edgeslim.slim.source-digest", json_string(c->img->manifest_digest.s));
     json_object_set_new(labels, "io.edgeslim.slim.reduction-percent", json_string(pct));
@@ -714,7 +295,7 @@ static json_t *new_config(slim_ctx *c)
     const char *args = c->o->command_line ? c->o->command_line : "";
     char *by = es_xasprintf("edgeslim slim%s%s", *args ? " " : "", args);
     char *comment = es_xasprintf("slimmed from %s: %.1f%% fewer bytes, %lld setuid/setgid bits stripped, user %s",
-                                 c->img->manifest_digest.s, reduction_pct(c->before.bytes, c->after.bytes),
+                                 c->img->manifest_digest.s, slim_reduction_pct(c->before.bytes, c->after.bytes),
                                  (long long)c->stripped, c->user_final && *c->user_final ? c->user_final : "root");
     json_object_set_new(cfg, "history",
                         json_pack("[{s:s, s:s, s:s}]", "created", c->created, "created_by", by, "comment", comment));
@@ -725,7 +306,7 @@ static json_t *new_config(slim_ctx *c)
 
 static int write_output(slim_ctx *c, es_layer_blob *blob, es_write_result *wres, es_error *err)
 {
-    stage(c, "write");
+    slim_stage(c, "write");
     es_write_opts wo;
     es_write_opts_default(&wo);
     wo.compression = c->o->compression;
@@ -740,7 +321,7 @@ static int write_output(slim_ctx *c, es_layer_blob *blob, es_write_result *wres,
     es_image_out out = {.config = cfg, .n_layers = 1, .layers = blob};
     int rc = es_image_write(&out, c->o->dst, wres, err);
     json_decref(cfg);
-    stage_end(c, "write");
+    slim_stage_end(c, "write");
     return rc;
 }
 
@@ -774,79 +355,6 @@ static int write_side_files(slim_ctx *c, json_t *report, es_error *err)
     return rc;
 }
 
-/* ------------------------------------------------------------------ report */
-
-static json_t *side_json(const es_tree_stats *st, int64_t compressed, size_t pkgs, const char *user)
-{
-    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:s}", "size_uncompressed", (json_int_t)st->bytes,
-                     "size_compressed", (json_int_t)compressed, "files", (json_int_t)st->files, "packages",
-                     (json_int_t)pkgs, "shells", (json_int_t)st->shells, "package_managers",
-                     (json_int_t)st->pkg_managers, "setuid_files", (json_int_t)st->setuid, "user",
-                     user && *user ? user : "root");
-}
-
-static json_t *probes_json(slim_ctx *c)
-{
-    json_t *a = json_array();
-    for (size_t i = 0; i < c->n_probes; i++) {
-        probe_outcome *po = &c->outcomes[i];
-        json_array_append_new(a, json_pack("{s:s, s:b, s:{s:b, s:s}, s:{s:b, s:s}}", "probe", c->probes[i].spec, "auto",
-                                           c->probes[i].is_auto, "original", "passed", po->orig.passed, "detail",
-                                           po->orig.detail, "slim", "passed", po->slim.passed, "detail",
-                                           po->slim.detail));
-    }
-    return a;
-}
-
-static json_t *kept_json(slim_ctx *c)
-{
-    json_t *a = json_array();
-    if (!c->ks) return a;
-    size_t n = 0;
-    const char **paths = es_keepset_sorted(c->ks, &n);
-    for (size_t i = 0; i < n; i++) {
-        char buf[64];
-        es_keep_reason_names(es_keepset_get(c->ks, paths[i]), buf, sizeof buf);
-        json_array_append_new(a, json_pack("{s:s, s:s}", "path", paths[i], "reason", buf));
-    }
-    free(paths);
-    return a;
-}
-
-static json_t *build_report(slim_ctx *c, const es_layer_blob *blob, const es_write_result *wres)
-{
-    json_t *sys = json_array();
-    for (size_t i = 0; i < c->n_syscalls; i++) json_array_append_new(sys, json_string(c->syscalls[i]));
-    const char *const *missing_libs = NULL;
-    size_t nml = c->closure ? es_closure_missing(c->closure, &missing_libs) : 0;
-    json_t *ml = json_array();
-    for (size_t i = 0; i < nml; i++) json_array_append_new(ml, json_string(missing_libs[i]));
-    json_t *r = json_pack("{s:s, s:s, s:s, s:o, s:o, s:f, s:f, s:{s:s, s:s, s:s}, s:I, s:o, s:o, s:o, s:o, s:b, s:o}",
-                          "source", c->o->src, "destination", c->o->dst, "source_digest",
-                          c->img ? c->img->manifest_digest.s : "", "before",
-                          side_json(&c->before, c->before_compressed, es_pkgdb_installed_count(&c->db), c->run.user),
-                          "after", side_json(&c->after, blob ? blob->size : 0, es_pkgdb_kept_count(&c->db), c->user_final),
-                          "reduction_percent", reduction_pct(c->before.bytes, c->after.bytes),
-                          "reduction_percent_compressed", reduction_pct(c->before_compressed, blob ? blob->size : 0),
-                          "user", "before", c->run.user && *c->run.user ? c->run.user : "root", "after",
-                          c->user_final && *c->user_final ? c->user_final : "root", "note", c->user_note,
-                          "setuid_stripped", (json_int_t)c->stripped, "probes", probes_json(c), "kept", kept_json(c),
-                          "syscalls", sys, "missing_libraries", ml, "verified", !c->o->skip_verify, "timings_ms",
-                          json_incref(c->timings));
-    if (wres) json_object_set_new(r, "digest", json_string(wres->manifest_digest.s));
-    if (c->missing_paths) json_object_set(r, "missing_paths", c->missing_paths);
-    json_object_set_new(r, "mode", json_string(c->duration_mode ? "duration" : "probes"));
-    return r;
-}
-
-static int write_report(const char *path, json_t *report, es_error *err)
-{
-    char *t = es_json_pretty(report);
-    int rc = es_write_file_atomic(path, t, err);
-    free(t);
-    return rc;
-}
-
 /* ------------------------------------------------------------------ the pipeline */
 
 static int choose_user(slim_ctx *c)
@@ -856,7 +364,7 @@ static int choose_user(slim_ctx *c)
         snprintf(c->user_note, sizeof c->user_note, "user forced with --user");
         return 0;
     }
-    if (is_root_user(c->run.user)) {
+    if (slim_is_root_user(c->run.user)) {
         c->user_final = es_xstrdup(NONROOT_USER);
         snprintf(c->user_note, sizeof c->user_note, "the image ran as root; the slim image runs as nonroot (65532) and passed verification that way");
         return 1;
@@ -869,15 +377,15 @@ static int choose_user(slim_ctx *c)
 static int run_pipeline(slim_ctx *c, es_layer_blob *blob, es_write_result *wres, es_error *err)
 {
     if (open_and_unpack(c, err) < 0) return -1;
-    if (make_probes(c, err) < 0) return -1;
+    if (slim_make_probes(c, err) < 0) return -1;
     if (static_closure(c, err) < 0) return -1;
-    if (traced_run(c, err) < 0) return -1;
+    if (slim_traced_run(c, err) < 0) return -1;
     if (apply_rules(c, err) < 0) return -1;
     int try_nonroot = choose_user(c);
     /* --user nonroot / 65532 also needs the entries. */
     int add_entries = try_nonroot || (c->o->user && (!strncmp(c->o->user, "nonroot", 7) || !strncmp(c->o->user, "65532", 5)));
     if (build_tree(c, add_entries, err) < 0) return -1;
-    if (!c->o->skip_verify && verify(c, try_nonroot, err) < 0) return -1;
+    if (!c->o->skip_verify && slim_verify(c, try_nonroot, err) < 0) return -1;
     if (c->o->skip_verify) snprintf(c->user_note + strlen(c->user_note), sizeof c->user_note - strlen(c->user_note), " (NOT verified: --skip-verify)");
     return write_output(c, blob, wres, err);
 }
@@ -886,18 +394,18 @@ int es_slim(const es_slim_opts *o, json_t **report, es_error *err)
 {
     slim_ctx c = {0};
     c.o = o;
-    c.t0 = now_ms();
+    c.t0 = slim_now_ms();
     c.timings = json_object();
     es_layer_blob blob = {0};
     es_write_result wres = {0};
     int rc = run_pipeline(&c, &blob, &wres, err);
-    json_object_set_new(c.timings, "total", json_integer(now_ms() - c.t0));
-    json_t *rep = build_report(&c, rc == 0 ? &blob : NULL, rc == 0 ? &wres : NULL);
+    json_object_set_new(c.timings, "total", json_integer(slim_now_ms() - c.t0));
+    json_t *rep = slim_build_report(&c, rc == 0 ? &blob : NULL, rc == 0 ? &wres : NULL);
     if (rc < 0) json_object_set_new(rep, "error", json_pack("{s:i, s:s}", "code", err ? err->code : 1, "message", err ? err->msg : ""));
     if (rc == 0) rc = write_side_files(&c, rep, err);
     if (o->report_path) {
         es_error e2 = {0};
-        if (write_report(o->report_path, rep, rc == 0 ? err : &e2) < 0 && rc == 0) rc = -1;
+        if (slim_write_report(o->report_path, rep, rc == 0 ? err : &e2) < 0 && rc == 0) rc = -1;
     }
     if (report) *report = rep;
     else json_decref(rep);
