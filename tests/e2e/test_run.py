@@ -303,3 +303,48 @@ def test_trace_python_threads(tmp_path):
     assert any("listdir" in o for p, o in ops.items() if p.startswith("/usr/lib/python3"))
     assert "clone3" in doc["syscalls"] or "clone" in doc["syscalls"]
     assert_clean(tmp_path, [init])
+
+
+def busybox_rootfs(tmp_path):
+    root = tmp_path / "rootfs"
+    (root / "bin").mkdir(parents=True)
+    shutil.copy("/bin/busybox", root / "bin" / "busybox")
+    for applet in subprocess.run(["/bin/busybox", "--list"], stdout=subprocess.PIPE, check=True,
+                                 text=True).stdout.split():
+        if applet != "busybox":
+            os.symlink("busybox", root / "bin" / applet)
+    return root
+
+
+def test_terminal_ctrl_c_reaches_the_app(tmp_path):
+    """At a real terminal (a pty), Ctrl-C goes to the whole foreground process group: the app's
+    own INT trap runs, edgeslim, the relay and init survive it, and the app's exit code comes back.
+    (Whether it arrived once or twice cannot be proven here: two SIGINTs close together coalesce.)"""
+    import pty
+    root = busybox_rootfs(tmp_path)
+    script = ('n=0; trap \'n=$((n+1)); echo INT$n\' INT; echo ready; '
+              'while [ $n -lt 1 ]; do sleep 0.1; done; sleep 1; echo total=$n; exit 3')
+    pid, master = pty.fork()
+    if pid == 0:
+        os.environ["TMPDIR"] = str(tmp_path)
+        os.execv(bin_path(), [bin_path(), "run", "--rootfs", str(root), "--", "sh", "-c", script])
+    out = b""
+    sent = False
+    end = time.time() + 60
+    while time.time() < end:
+        try:
+            chunk = os.read(master, 1024)
+        except OSError:
+            break  # EIO: the other side closed
+        if not chunk:
+            break
+        out += chunk
+        if b"ready" in out and not sent:
+            os.write(master, b"\x03")  # the terminal's VINTR
+            sent = True
+    _, status = os.waitpid(pid, 0)
+    os.close(master)
+    text = out.decode(errors="replace")
+    assert "INT1" in text and "total=1" in text and "INT2" not in text, text
+    assert os.waitstatus_to_exitcode(status) == 3
+    assert_clean(tmp_path)
