@@ -38,15 +38,15 @@
 #include "util/progress.h"
 
 typedef enum {
-    ES_NET_PRIVATE =
-        0,       /* own network namespace with loopback up (the default; = docker's "none") */
+    /* own network namespace with loopback up (the default; = docker's "none") */
+    ES_NET_PRIVATE = 0,
     ES_NET_NONE, /* own network namespace with no interface up at all, not even lo */
     ES_NET_HOST, /* the host's network namespace */
 } es_net_mode;
 
 typedef struct es_sandbox_opts {
-    const char
-        *rootfs; /* unpacked image dir; read-only lower layer of an overlay (never modified) */
+    /* unpacked image dir; the read-only lower layer of an overlay (never modified) */
+    const char *rootfs;
     char *const *argv;   /* the app; argv[0] without '/' is looked up in the env's PATH inside the
                             rootfs. NULL: no app, the sandbox idles until signalled/destroyed
                             (useful to run es_sandbox_exec probes only) */
