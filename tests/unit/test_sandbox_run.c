@@ -133,7 +133,7 @@ static void private_network_has_only_lo(void **state)
     free(out);
 }
 
-static void proc_sys_read_only_and_low_ports_for_users(void **state)
+static void proc_sys_read_only_caps_cut_low_ports_for_users(void **state)
 {
     (void)state;
     int code;
@@ -141,6 +141,12 @@ static void proc_sys_read_only_and_low_ports_for_users(void **state)
     char *out =
         run_sh("echo '|/tmp/x' > /proc/sys/kernel/core_pattern 2>/dev/null; echo $?", NULL, &code);
     assert_string_equal(out, "1\n");
+    free(out);
+    /* the capability bounding set is docker's default (0xa80425fb): no mount for root */
+    out = run_sh(
+        "grep CapBnd /proc/self/status; mkdir -p /m; mount -t tmpfs t /m 2>/dev/null; echo $?",
+        NULL, &code);
+    assert_string_equal(out, "CapBnd:\t00000000a80425fb\n1\n");
     free(out);
     /* as docker, a non-root app may bind port 80 in its own netns */
     es_sandbox_opts o;
@@ -368,7 +374,7 @@ int main(void)
         cmocka_unit_test(user_and_groups_switch),
         cmocka_unit_test(pid_namespace_and_hostname),
         cmocka_unit_test(private_network_has_only_lo),
-        cmocka_unit_test(proc_sys_read_only_and_low_ports_for_users),
+        cmocka_unit_test(proc_sys_read_only_caps_cut_low_ports_for_users),
         cmocka_unit_test(dev_has_only_the_minimal_nodes),
         cmocka_unit_test(tmp_is_tmpfs_and_rootfs_is_untouched),
         cmocka_unit_test(sigterm_is_forwarded),
