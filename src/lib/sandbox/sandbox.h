@@ -77,7 +77,8 @@ int es_sandbox_start(const es_sandbox_opts *o, es_sandbox **out, es_error *err);
  * when the sandbox traces) and waits for it. *exit_status = its exit code, 128+N if killed by
  * signal N. Returns 0 when it ran to completion, 1 on timeout (it is killed; *exit_status = 137),
  * -1 on error (ES_ERUN: sandbox not running, command not found in image...). timeout_ms < 0:
- * no timeout. Its stdio is the caller's (es_sandbox_exec) or the given fds (-1 = inherit). */
+ * no timeout. Its stdio is the sandbox's (opts std*_fd, else the caller's at start), or the given
+ * fds. */
 int es_sandbox_exec(es_sandbox *sb, char *const argv[], int timeout_ms, int *exit_status,
                     es_error *err);
 int es_sandbox_exec_io(es_sandbox *sb, char *const argv[], int in_fd, int out_fd, int err_fd,
