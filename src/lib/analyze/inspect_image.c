@@ -102,7 +102,8 @@ static int feed_layer(es_image *img, size_t i, es_analyzer *a, const char *creat
         es_entry_event ev;
         entry_event(e, &rc, &ev);
         if (es_analyzer_entry(a, &ev, err) != 0) {
-            es_err_prefix(err, "layer %zu", i + 1);
+            es_err_prefix(err, "%s:%s: layer %zu: ", es_transport_name(img->ref.kind),
+                          img->ref.path, i + 1);
             goto out;
         }
         int64_t now = es_layer_stream_consumed(s);

@@ -60,7 +60,13 @@ static int unpack_layers(es_image *img, int rootfd, const es_apply_opts *o, es_a
         if (r == 0) r = es_layer_stream_finish(s, NULL, err);
         if (r == 0) on_entry(&pc);
         es_layer_stream_free(s);
-        if (r < 0) goto fail;
+        if (r < 0) {
+            /* Stream errors already name the image and layer; apply errors name the entry. */
+            es_cleanup_free char *where = es_xasprintf("%s:%s: layer %zu", es_transport_name(img->ref.kind),
+                                                       img->ref.path, i + 1);
+            if (strncmp(err->msg, where, strlen(where)) != 0) es_err_prefix(err, "%s: ", where);
+            goto fail;
+        }
     }
     return es_apply_session_end(a, err);
 fail:

@@ -13,7 +13,10 @@ int es_image_open_layer(es_image *img, size_t i, es_layer_stream **out, es_error
     es_reader *blob;
     if (es_image_open_layer_blob(img, i, &blob, err) < 0) return -1;
     const es_layer_info *li = &img->layers[i];
-    es_cleanup_free char *name = es_xasprintf("layer %zu (%.19s)", i + 1, li->digest.s);
+    /* Every later error of the stream names the image file and the layer. */
+    es_cleanup_free char *name = es_xasprintf("%s:%s: layer %zu (%.19s)",
+                                              es_transport_name(img->ref.kind), img->ref.path,
+                                              i + 1, li->digest.s);
     es_layer_expect exp = {
         .name = name,
         .digest = NULL, /* the blob reader verifies digest and size already */

@@ -155,6 +155,8 @@ static int check_entry(es_layer_stream *s, struct archive_entry *e, es_error *er
     if ((int64_t)strlen(raw) > s->lim.max_path)
         return es_err(err, ES_EUNSAFE, "%s: entry %lld: path longer than %lld bytes", s->name,
                       (long long)s->entries, (long long)s->lim.max_path);
+    if (raw[0] == '/' && strspn(raw, "/") != strlen(raw))
+        return es_err(err, ES_EUNSAFE, "%s: entry '%s': absolute path in a layer", s->name, raw);
     char *norm = es_path_normalize(raw);
     if (!norm) {
         if (strstr(raw, "..") == NULL && archive_entry_filetype(e) == AE_IFDIR) return 0;
@@ -166,6 +168,9 @@ static int check_entry(es_layer_stream *s, struct archive_entry *e, es_error *er
     const char *hl = archive_entry_hardlink(e);
     if (!hl) hl = archive_entry_hardlink_utf8(e);
     if (hl) {
+        if (hl[0] == '/')
+            return es_err(err, ES_EUNSAFE, "%s: entry '%s': hardlink target '%s' is an absolute path",
+                          s->name, norm, hl);
         es_cleanup_free char *hn = es_path_normalize(hl);
         if (!hn)
             return es_err(err, ES_EUNSAFE, "%s: entry '%s': hardlink target '%s' escapes the root",
