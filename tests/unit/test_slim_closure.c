@@ -62,6 +62,18 @@ static int setup(void **state)
              "rm -f /tmp/es-slim-foo.c /tmp/es-slim-main.c",
              root);
     t_sh(cmd);
+    /* $LIB and $PLATFORM in a RUNPATH: Debian's ld.so expands them to lib/x86_64-linux-gnu and
+     * x86_64. */
+    snprintf(cmd, sizeof cmd,
+             "mkdir -p %s/opt/tok/lib/x86_64-linux-gnu %s/opt/tok/x86_64 %s/opt/tok/bin && cd %s/opt/tok && "
+             "echo 'int foo(void){return 7;}' > /tmp/es-slim-tok.c && "
+             "gcc -shared -fPIC -o lib/x86_64-linux-gnu/libtok.so /tmp/es-slim-tok.c && "
+             "gcc -shared -fPIC -o x86_64/libplat.so /tmp/es-slim-tok.c && "
+             "echo 'int foo(void); int main(void){return foo();}' > /tmp/es-slim-tokm.c && "
+             "gcc -o bin/tok /tmp/es-slim-tokm.c -Llib/x86_64-linux-gnu -Lx86_64 -Wl,--no-as-needed -ltok -lplat "
+             "-Wl,-rpath,'/opt/tok/$LIB:/opt/tok/${PLATFORM}' && rm -f /tmp/es-slim-tok.c /tmp/es-slim-tokm.c",
+             root, root, root, root);
+    t_sh(cmd);
     t_symlink(root, "etc/loop1", "loop2");
     t_symlink(root, "etc/loop2", "/etc/loop1");
     t_symlink(root, "etc/escape", "../../../../../../usr/bin/ls");
@@ -157,6 +169,20 @@ static void test_origin_runpath(void **state)
     es_closure_free(c);
 }
 
+static void test_lib_platform_tokens(void **state)
+{
+    (void)state;
+    es_closure *c = es_closure_new(root, NULL, NULL);
+    es_keepset *ks = es_keepset_new();
+    assert_int_equal(es_closure_add(c, "/opt/tok/bin/tok", ks, ES_KEEP_STATIC, NULL), 1);
+    assert_true(es_keepset_get(ks, "/opt/tok/lib/x86_64-linux-gnu/libtok.so"));
+    assert_true(es_keepset_get(ks, "/opt/tok/x86_64/libplat.so"));
+    const char *const *missing;
+    assert_int_equal(es_closure_missing(c, &missing), 0);
+    es_keepset_free(ks);
+    es_closure_free(c);
+}
+
 static void test_loop_and_escape(void **state)
 {
     (void)state;
@@ -211,6 +237,7 @@ int main(void)
         cmocka_unit_test(test_elf_closure_merged_usr),
         cmocka_unit_test(test_shebang_env_resolves_python),
         cmocka_unit_test(test_origin_runpath),
+        cmocka_unit_test(test_lib_platform_tokens),
         cmocka_unit_test(test_loop_and_escape),
         cmocka_unit_test(test_keepset_parents_and_sort),
     };
