@@ -439,3 +439,16 @@ def test_healthcheck_program_is_kept(work):
     assert labels["io.edgeslim.slim.verified"] == "true"
     assert float(labels["io.edgeslim.slim.reduction-percent"]) > 90
     assert len(config["history"]) == 1 and config["history"][0]["created_by"].startswith("edgeslim slim")
+
+
+def test_oci_output_zstd_and_sbom_path(work):
+    """--compress zstd into an oci: layout, --sbom to a chosen file, --json report; skopeo reads it."""
+    dst = str(work / "static-oci")
+    sbom = str(work / "chosen.spdx.json")
+    p = run_es("slim", fixtures.image("static"), "-o", f"oci:{dst}:slim", "--compress", "zstd", "--sbom", sbom, "--json")
+    rep = json.loads(p.stdout)
+    assert rep["sbom"] == sbom and json.load(open(sbom))["spdxVersion"] == "SPDX-2.3"
+    assert rep["verified"] is True and rep["after"]["user"] == "65532:65532"
+    raw = json.loads(run(["skopeo", "inspect", "--raw", f"oci:{dst}:slim"]).stdout)
+    assert [l["mediaType"] for l in raw["layers"]] == ["application/vnd.oci.image.layer.v1.tar+zstd"]
+    assert rep["digest"] == json.loads(run(["skopeo", "inspect", f"oci:{dst}:slim"]).stdout)["Digest"]
