@@ -54,7 +54,10 @@ class Broker:
         os.makedirs(self.dir, exist_ok=True)
         self.conf = os.path.join(self.dir, "mosquitto.conf")
         with open(self.conf, "w") as f:
-            f.write(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
+            # user root: started as root, mosquitto would otherwise switch to user mosquitto and
+            # fail to save its persistence file in our private temp dir (sessions lost on restart)
+            user = "user root\n" if os.geteuid() == 0 else ""
+            f.write(f"{user}listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
                     f"persistence_location {self.dir}/\nautosave_interval 1\nmax_queued_messages 0\n"
                     f"max_inflight_messages 100\n")
         self.proc = None
