@@ -185,17 +185,24 @@ static int next_timeout_ms(ea_loop *l)
     return d > 60000 ? 60000 : (int)d;
 }
 
-/* Fires every due timer once; timers added by callbacks wait for the next round. */
+/* Fires every timer due now, earliest deadline first; timers added by callbacks wait for the next
+ * round (their id is above `limit`). */
 static void run_due_timers(ea_loop *l)
 {
     uint64_t now = ea_loop_now_ms(l);
-    int n = l->ntimers;
-    for (int i = 0; i < n && i < l->ntimers; i++) {
-        timer_slot t = l->timers[i];
-        if (t.id && t.due_ms <= now) {
-            l->timers[i].id = 0;
-            t.cb(l, t.arg);
+    int limit = l->next_timer_id;
+    for (;;) {
+        int best = -1;
+        for (int i = 0; i < l->ntimers; i++) {
+            timer_slot *t = &l->timers[i];
+            if (t->id && t->id < limit && t->due_ms <= now && (best < 0 || t->due_ms < l->timers[best].due_ms))
+                best = i;
         }
+        if (best < 0)
+            return;
+        timer_slot t = l->timers[best];
+        l->timers[best].id = 0;
+        t.cb(l, t.arg);
     }
 }
 
