@@ -171,6 +171,17 @@ static void test_good_server_certificate(void **state)
     if (!tls_attempt(l, &p, port_good, "ca.crt", NULL, NULL)) fail_msg("refused: %s", p.why);
     assert_int_equal(ea_mqtt_client_publish(p.c, "tls/data", "{\"t\":1}", 7, 1, 0, 1), 1);
     assert_true(test_run_until(l, acked_one, &p, 5000));
+    ea_mqtt_client_stats st;
+    ea_mqtt_client_stats_get(p.c, &st);
+    assert_int_equal(st.tls_resumed, 0); /* first contact: full handshake */
+    /* reconnect: the abbreviated handshake resumes the verified session */
+    ea_mqtt_client_abort(p.c);
+    p.connects = 0;
+    ea_mqtt_client_start(p.c);
+    assert_true(test_run_until(l, settled, &p, 5000));
+    assert_int_equal(p.connects, 1);
+    ea_mqtt_client_stats_get(p.c, &st);
+    assert_int_equal(st.tls_resumed, 1);
     ea_mqtt_client_free(p.c);
     ea_loop_free(l);
 }

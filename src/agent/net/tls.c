@@ -11,6 +11,7 @@
 #include <mbedtls/error.h>
 #include <mbedtls/net_sockets.h>
 #include <mbedtls/pk.h>
+#include <mbedtls/platform_util.h>
 #include <mbedtls/ssl.h>
 #include <mbedtls/x509_crt.h>
 #include <stdio.h>
@@ -24,10 +25,16 @@ struct ea_tls_config {
     mbedtls_pk_context own_key;
     mbedtls_entropy_context entropy;
     mbedtls_ctr_drbg_context drbg;
+    mbedtls_ssl_session saved; /* last successful session, offered for resumption */
+    int have_saved;
 };
 
 struct ea_tls {
     mbedtls_ssl_context ssl;
+    ea_tls_config *cfg;
+    unsigned char offered_master[48]; /* master secret of the session offered for resumption */
+    int offered;
+    int resumed;
     int fd;
     int has_client_cert;
     size_t pending_write; /* length of a write that returned WANT_*, to repeat exactly */
@@ -55,6 +62,7 @@ ea_tls_config *ea_tls_config_new(const char *ca_file, const char *cert_file, con
     mbedtls_pk_init(&c->own_key);
     mbedtls_entropy_init(&c->entropy);
     mbedtls_ctr_drbg_init(&c->drbg);
+    mbedtls_ssl_session_init(&c->saved);
     int rc = mbedtls_ctr_drbg_seed(&c->drbg, mbedtls_entropy_func, &c->entropy,
                                    (const unsigned char *)"edgeagent", 9);
     if (rc != 0) {
@@ -119,6 +127,7 @@ void ea_tls_config_free(ea_tls_config *c)
     mbedtls_pk_free(&c->own_key);
     mbedtls_ctr_drbg_free(&c->drbg);
     mbedtls_entropy_free(&c->entropy);
+    mbedtls_ssl_session_free(&c->saved);
     free(c);
 }
 
@@ -163,6 +172,11 @@ ea_tls *ea_tls_new(ea_tls_config *c, int fd, const char *hostname, char *err, si
         return NULL;
     }
     mbedtls_ssl_set_bio(&t->ssl, &t->fd, bio_send, bio_recv, NULL);
+    t->cfg = c;
+    if (c->have_saved && mbedtls_ssl_set_session(&t->ssl, &c->saved) == 0) {
+        memcpy(t->offered_master, c->saved.master, sizeof t->offered_master);
+        t->offered = 1;
+    }
     return t;
 }
 
@@ -193,12 +207,41 @@ static void describe_verify_failure(uint32_t flags, char *out, size_t outlen)
     snprintf(out, outlen, "TLS: certificate verify failed: %s", info);
 }
 
+static void forget_session(ea_tls_config *c)
+{
+    mbedtls_ssl_session_free(&c->saved);
+    mbedtls_ssl_session_init(&c->saved);
+    c->have_saved = 0;
+}
+
+/* Keeps the new session for the next connection (abbreviated handshake: no certificate exchange,
+ * no key agreement). A resumed session was verified when it was first established, for the same
+ * host name: each output has its own config. A resumed session keeps its master secret (a full
+ * handshake derives a new one), which is how resumption is detected. */
+static void remember_session(ea_tls *t)
+{
+    ea_tls_config *c = t->cfg;
+    forget_session(c);
+    if (mbedtls_ssl_get_session(&t->ssl, &c->saved) == 0) c->have_saved = 1;
+    t->resumed = t->offered && c->have_saved &&
+                 memcmp(c->saved.master, t->offered_master, sizeof t->offered_master) == 0;
+}
+
+int ea_tls_resumed(const ea_tls *t)
+{
+    return t->resumed;
+}
+
 int ea_tls_handshake(ea_tls *t, char *err, size_t errlen)
 {
     int rc = mbedtls_ssl_handshake(&t->ssl);
-    if (rc == 0) return 0;
+    if (rc == 0) {
+        remember_session(t);
+        return 0;
+    }
     if (rc == MBEDTLS_ERR_SSL_WANT_READ) return EA_IO_WANT_READ;
     if (rc == MBEDTLS_ERR_SSL_WANT_WRITE) return EA_IO_WANT_WRITE;
+    forget_session(t->cfg); /* a stale session must not be offered again */
     uint32_t flags = mbedtls_ssl_get_verify_result(&t->ssl);
     if (rc == MBEDTLS_ERR_X509_CERT_VERIFY_FAILED && flags != 0) {
         describe_verify_failure(flags, err, errlen);
@@ -223,6 +266,7 @@ void ea_tls_free(ea_tls *t)
 {
     if (!t) return;
     mbedtls_ssl_free(&t->ssl);
+    mbedtls_platform_zeroize(t->offered_master, sizeof t->offered_master);
     free(t);
 }
 

@@ -37,6 +37,8 @@ ea_tls *ea_tls_new(ea_tls_config *c, int fd, const char *hostname, char *err, si
 /* 0 when the handshake is complete, EA_IO_WANT_*, or EA_IO_ERROR with the reason in err. */
 int ea_tls_handshake(ea_tls *t, char *err, size_t errlen);
 void ea_tls_free(ea_tls *t); /* does not close the fd */
+/* 1 when the completed handshake resumed the config's previous session. */
+int ea_tls_resumed(const ea_tls *t);
 
 /* A connection the outputs talk through: tls NULL = plain TCP. */
 typedef struct ea_stream {

@@ -615,9 +615,10 @@ static void step_handshake(ea_mqtt_client *c)
 {
     char err[256];
     int r = ea_tls_handshake(c->st.tls, err, sizeof err);
-    if (r == 0)
+    if (r == 0) {
+        c->stats.tls_resumed += (uint64_t)ea_tls_resumed(c->st.tls);
         send_connect(c);
-    else if (r == EA_IO_WANT_READ)
+    } else if (r == EA_IO_WANT_READ)
         set_interest(c, EPOLLIN);
     else if (r == EA_IO_WANT_WRITE)
         set_interest(c, EPOLLIN | EPOLLOUT);

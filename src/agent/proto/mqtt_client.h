@@ -63,7 +63,8 @@ typedef struct ea_mqtt_client_stats {
     uint64_t connect_failures;
     uint64_t pings; /* PINGREQ sent */
     uint64_t published, acked, received;
-    uint64_t oversized; /* incoming PUBLISH over max_packet: dropped (PUBACKed), not fatal */
+    uint64_t oversized;   /* incoming PUBLISH over max_packet: dropped (PUBACKed), not fatal */
+    uint64_t tls_resumed; /* TLS handshakes that resumed the previous session */
 } ea_mqtt_client_stats;
 
 /* Copies cfg's strings. Does not connect yet. */
