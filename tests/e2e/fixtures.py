@@ -10,7 +10,8 @@ Stable API (other test files rely on it):
                           (use it as f"oci:{path}:latest" or f"oci:{path}")
     podman_ref(name) -> str   the image's reference in podman's storage (loaded if missing)
     fixture_dir(name) -> str  the fixture's cache directory
-Names: base nginx python static multilayer fat. The first call builds what is missing (minutes
+Names: the recipe directories in tests/fixtures/ (base nginx python static multilayer fat ...).
+The first call builds what is missing (minutes
 from scratch; parallel callers wait on a lock instead of building twice).
 """
 import hashlib
@@ -26,7 +27,11 @@ SOURCE_DIR = os.environ.get(
     "ES_SOURCE_DIR", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 )
 BUILDER = os.path.join(SOURCE_DIR, "scripts", "fixtures.sh")
-NAMES = ("base", "nginx", "python", "static", "multilayer", "fat")
+RECIPES = os.path.join(SOURCE_DIR, "tests", "fixtures")
+# Every recipe directory is a fixture (a new recipe needs no edit here).
+NAMES = tuple(sorted(
+    d for d in os.listdir(RECIPES)
+    if any(os.path.exists(os.path.join(RECIPES, d, f)) for f in ("Containerfile", "rootfs.sh"))))
 FORMATS = {"docker-archive": "docker.tar", "oci-archive": "oci.tar", "oci": "oci"}
 
 _dirs = {}
