@@ -7,6 +7,7 @@ their documented exit codes."""
 import hashlib
 import io
 import json
+import statistics
 import os
 import signal
 import subprocess
@@ -47,6 +48,7 @@ def slimmed(work):
     probes = {
         "nginx": ["--probe", "http://127.0.0.1:80/", "--probe", "http://127.0.0.1:80/missing#404"],
         "python": ["--probe", "http://127.0.0.1:8000/", "--probe", "http://127.0.0.1:8000/greet/bob"],
+        "flask-full": ["--probe", "http://127.0.0.1:8000/", "--probe", "http://127.0.0.1:8000/greet/bob"],
         "static": [],
     }
     for name, extra in probes.items():
@@ -169,7 +171,9 @@ def test_python_slim_computes_json(slimmed):
         status, body = r.get(8000, "/")
         doc = json.loads(body)
         assert doc["sha256"] == hashlib.sha256(b"edgeslim").hexdigest()
-        assert doc["median"] == sorted(i * i % 97 for i in range(1, 101))[49:51][0] or doc["median"]
+        values = [i * i % 97 for i in range(1, 101)]
+        assert doc["median"] == statistics.median(values)
+        assert doc["mean"] == statistics.mean(values)
     finally:
         r.stop()
 
@@ -209,22 +213,30 @@ def test_hardening(slimmed):
 
 def test_podman_load_and_size_reduction(slimmed, podman):
     sizes = {}
-    for name in ("nginx", "python", "static"):
+    for name in ("nginx", "python", "flask-full", "static"):
         sizes[name] = (podman_size(podman, fixtures.image(name)), podman_size(podman, slimmed[name]["dst"]))
         print(f"{name}: {sizes[name][0]} -> {sizes[name][1]} bytes, "
               f"{100 * (1 - sizes[name][1] / sizes[name][0]):.1f} % fewer, slim took {slimmed[name]['seconds']:.1f} s")
+    # The distro-based images: >= 95 % fewer bytes as podman reports them (issue 3).
     assert sizes["nginx"][1] <= 0.05 * sizes["nginx"][0], sizes["nginx"]
-    # Python: python3.11 itself (6.8 MB), libc, libm and libcrypto (needed by hashlib) are already
-    # ~8 % of the fixture, so 95 % is out of reach without breaking the app; hold what we reach.
+    assert sizes["flask-full"][1] <= 0.05 * sizes["flask-full"][0], sizes["flask-full"]
+    # The lean `python` fixture (minbase + python3-flask only, 184 MB) cannot lose 95 %: python3.11
+    # itself (6.8 MB), libc, libm and libcrypto (needed by hashlib) are already ~8 % of it, and
+    # everything else kept was opened by the app. Hold what we reach.
     assert sizes["python"][1] <= 0.20 * sizes["python"][0], sizes["python"]
     assert sizes["static"][1] <= sizes["static"][0], sizes["static"]
 
 
-def test_wall_time_target(slimmed):
-    # The target is 30 s for a server image on an idle 2-core machine (bench/ measures it); this
-    # suite shares its 2 cores with other test runs, so it holds twice that.
-    for name in ("nginx", "python", "static"):
-        assert slimmed[name]["seconds"] <= 60, (name, slimmed[name]["seconds"])
+def test_flask_full_slim_behaves(slimmed):
+    r = Running(slimmed["flask-full"]["dst"])
+    try:
+        status, body = r.get(8000, "/greet/bob")
+        assert status == 200 and json.loads(body) == {"greeting": "hello, bob"}
+        status, body = r.get(8000, "/")
+        values = [i * i % 97 for i in range(1, 101)]
+        assert json.loads(body)["median"] == statistics.median(values)
+    finally:
+        r.stop()
 
 
 # ------------------------------------------------------------------------------------ SBOM, DB
