@@ -17,7 +17,7 @@ PKGS=(
   libcmocka-dev python3 python3-pytest
   # real components the tests start
   podman skopeo umoci debootstrap uidmap fuse-overlayfs mosquitto mosquitto-clients
-  busybox-static curl util-linux openssl dnsmasq-base
+  busybox-static curl util-linux openssl dnsmasq-base collectd-core
   # benchmarks
   hyperfine time procps
 )
