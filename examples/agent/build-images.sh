@@ -50,7 +50,7 @@ rows=("full localhost/edgeagent-full:latest" "slim localhost/edgeagent-slim:late
 if [ -x "$es_bin/edgeslim" ] && "$es_bin/edgeslim" slim --help >/dev/null 2>&1; then
   podman save --format docker-archive -o "$work/full.tar" localhost/edgeagent-full:latest
   if "$es_bin/edgeslim" slim "docker-archive:$work/full.tar" -o "docker-archive:$work/full-slim.tar" \
-       --probe-http 8080:/health >"$work/slim.log" 2>&1; then
+       --probe http://127.0.0.1:8080/health >"$work/slim.log" 2>&1; then
     id=$(podman load -q -i "$work/full-slim.tar" | awk '/Loaded image/ {print $NF}')
     podman tag "$id" localhost/edgeagent-full-slimmed:latest && rows+=("full+edgeslim-slim localhost/edgeagent-full-slimmed:latest")
   else echo "edgeslim slim failed: $(tail -1 "$work/slim.log")" >&2; fi
@@ -58,7 +58,8 @@ fi
 if [ -x "$es_bin/edgeslim" ] && "$es_bin/edgeslim" pack --help >/dev/null 2>&1; then
   podman create --name ea-extract localhost/edgeagent-static:latest >/dev/null
   podman cp ea-extract:/edgeagent "$work/edgeagent" && podman rm ea-extract >/dev/null
-  if "$es_bin/edgeslim" pack "$work/edgeagent" --ca-certs -o "docker-archive:$work/packed.tar" >"$work/pack.log" 2>&1; then
+  if "$es_bin/edgeslim" pack "$work/edgeagent" --ca-certs --port 8080 \
+       --entrypoint '["/usr/local/bin/edgeagent","--spool","/tmp/spool"]' -o "docker-archive:$work/packed.tar" >"$work/pack.log" 2>&1; then
     id=$(podman load -q -i "$work/packed.tar" | awk '/Loaded image/ {print $NF}')
     podman tag "$id" localhost/edgeagent-packed:latest && rows+=("static+edgeslim-pack localhost/edgeagent-packed:latest")
   else echo "edgeslim pack failed: $(tail -1 "$work/pack.log")" >&2; fi
