@@ -1,6 +1,20 @@
 #!/usr/bin/env bash
-# `make bench`: side-by-side benchmarks of edgeslim against umoci, skopeo and the floor on the
-# fixture images (built on demand). Usage: bench/run-all.sh BIN_DIR [--update]
-# (--update also rewrites the results section of BENCHMARKS.md). See bench/bench.py.
+# `make bench`: side-by-side benchmarks, in one run:
+#   1. bench/bench.py: edgeslim unpack/convert/inspect vs umoci, skopeo and the zcat floor on the
+#      fixture images (built on demand); --update rewrites the results section of BENCHMARKS.md
+#   2. bench/slim.py: edgeslim slim per fixture: podman-measured reduction and wall time
+#   3. bench/agent/bench_agent.py --quick: edgeagent footprint, readiness and durable ingest beside
+#      mosquitto and collectd (BENCH_AGENT=0 skips it)
+# Usage: bench/run-all.sh BIN_DIR [--update]
 set -euo pipefail
-exec /usr/bin/python3 "$(dirname "$0")/bench.py" "${1:-build/bin}" "${@:2}"
+here="$(cd "$(dirname "$0")" && pwd)"
+bin="${1:-build/bin}"
+/usr/bin/python3 "$here/bench.py" "$bin" "${@:2}"
+echo
+echo "## slim"
+/usr/bin/python3 "$here/slim.py" "$bin"
+if [ "${BENCH_AGENT:-1}" = 1 ]; then
+  echo
+  echo "## edgeagent"
+  /usr/bin/python3 "$here/agent/bench_agent.py" "$bin" --quick
+fi
