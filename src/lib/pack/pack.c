@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "oci/image_writer.h"
+#include "slim/elf_deps.h"
 
 #define NONROOT 65532u
 
@@ -51,49 +52,23 @@ static int machine_to_arch(unsigned m, int is64, char arch[32], char variant[32]
 int es_elf_platform(const char *path, char arch[32], char variant[32], int *is_static,
                     es_error *err)
 {
-    es_cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return es_err_sys(err, ES_EIO, "%s: cannot open", path);
-    unsigned char id[EI_NIDENT];
-    if (pread(fd, id, sizeof id, 0) != (ssize_t)sizeof id || memcmp(id, ELFMAG, SELFMAG) != 0)
-        return es_err(err, ES_EFORMAT, "%s: not an ELF executable", path);
-    if (id[EI_DATA] != ELFDATA2LSB)
-        return es_err(err, ES_EUNSUPPORTED, "%s: big-endian ELF files are not supported", path);
-    int is64 = id[EI_CLASS] == ELFCLASS64;
-    uint64_t phoff;
-    unsigned phnum, phentsize, machine, type;
-    if (is64) {
-        Elf64_Ehdr h;
-        if (pread(fd, &h, sizeof h, 0) != (ssize_t)sizeof h)
-            return es_err(err, ES_EFORMAT, "%s: truncated ELF header", path);
-        phoff = h.e_phoff, phnum = h.e_phnum, phentsize = h.e_phentsize;
-        machine = h.e_machine, type = h.e_type;
-        if (phentsize != sizeof(Elf64_Phdr) && phnum)
-            return es_err(err, ES_EFORMAT, "%s: bad program header size %u", path, phentsize);
-    } else if (id[EI_CLASS] == ELFCLASS32) {
-        Elf32_Ehdr h;
-        if (pread(fd, &h, sizeof h, 0) != (ssize_t)sizeof h)
-            return es_err(err, ES_EFORMAT, "%s: truncated ELF header", path);
-        phoff = h.e_phoff, phnum = h.e_phnum, phentsize = h.e_phentsize;
-        machine = h.e_machine, type = h.e_type;
-        if (phentsize != sizeof(Elf32_Phdr) && phnum)
-            return es_err(err, ES_EFORMAT, "%s: bad program header size %u", path, phentsize);
-    } else {
-        return es_err(err, ES_EFORMAT, "%s: unknown ELF class %u", path, id[EI_CLASS]);
-    }
-    if (type != ET_EXEC && type != ET_DYN)
-        return es_err(err, ES_EFORMAT, "%s: ELF file is not an executable (type %u)", path, type);
-    if (machine_to_arch(machine, is64, arch, variant) < 0)
-        return es_err(err, ES_EUNSUPPORTED, "%s: ELF machine %u has no OCI architecture name", path,
-                      machine);
-    *is_static = 1;
-    for (unsigned i = 0; i < phnum && i < 4096; i++) {
-        uint32_t ptype;
-        off_t off = (off_t)(phoff + (uint64_t)i * phentsize);
-        if (pread(fd, &ptype, sizeof ptype, off) != (ssize_t)sizeof ptype)
-            return es_err(err, ES_EFORMAT, "%s: truncated program headers", path);
-        if (ptype == PT_INTERP) *is_static = 0;
-    }
-    return 0;
+    /* The ELF reader is slim's (bounds-checked, both classes and byte orders). */
+    es_elf_deps d;
+    int r = es_elf_deps_parse_file(path, &d, err);
+    if (r < 0) return -1;
+    if (r == 0) return es_err(err, ES_EFORMAT, "%s: not an ELF executable", path);
+    int rc = 0;
+    if (d.type != ET_EXEC && d.type != ET_DYN)
+        rc = es_err(err, ES_EFORMAT, "%s: ELF file is not an executable (type %u)", path, d.type);
+    else if (d.big_endian)
+        rc = es_err(err, ES_EUNSUPPORTED, "%s: big-endian ELF files are not supported", path);
+    else if (machine_to_arch(d.machine, d.elf_class == ELFCLASS64, arch, variant) < 0)
+        rc = es_err(err, ES_EUNSUPPORTED, "%s: ELF machine %u has no OCI architecture name", path,
+                    d.machine);
+    else
+        *is_static = d.interp == NULL;
+    es_elf_deps_free(&d);
+    return rc;
 }
 
 /* ---------------------------------------------------------------- entries */
