@@ -307,7 +307,7 @@ static void add_xattrs(struct archive_entry *e, const char *abs)
     char list[8192];
     ssize_t n = llistxattr(abs, list, sizeof list);
     if (n <= 0) return;
-    char *names[256];
+    char *names[256] = {0};
     size_t k = 0;
     for (char *p = list; p < list + n && k < 256; p += strlen(p) + 1)
         if (keep_xattr(p)) names[k++] = p;
