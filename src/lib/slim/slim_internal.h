@@ -38,6 +38,7 @@
 #endif
 #define STOP_GRACE_MS 3000
 #define SETTLE_MS 500
+#define SETTLE_PORTS_MS 5000 /* total wait for exposed ports after the probes passed */
 #define MAX_MISSING_LISTED 12
 
 typedef struct probe_outcome {

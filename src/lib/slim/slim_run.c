@@ -189,17 +189,26 @@ static int duration_run(slim_ctx *c, es_sandbox *sb, int *exited, int *code, es_
 
 /* Probes such as exec: can pass before the app finished starting (nginx still reading its
  * config): before the traced run ends, wait until every exposed port accepts connections, then
- * give the app a moment, so start-up file accesses are in the trace. */
+ * give the app a moment, so start-up file accesses are in the trace. The probes have passed by
+ * now, so the wait shares one short budget: an image may EXPOSE ports its app never opens (a
+ * parent image's EXPOSE is inherited), and each must not cost a full probe timeout. */
 static void settle(slim_ctx *c, es_sandbox *sb)
 {
     json_t *ports = es_config_exposed_ports(c->img);
     const char *key;
     json_t *v;
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int budget = c->o->probe_timeout_ms < SETTLE_PORTS_MS ? c->o->probe_timeout_ms : SETTLE_PORTS_MS;
     if (json_is_object(ports)) json_object_foreach(ports, key, v) {
         int port = atoi(key);
         if (port <= 0 || port > 65535 || (strchr(key, '/') && !strstr(key, "/tcp"))) continue;
+        struct timespec t;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        int left = budget - (int)((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000);
+        if (left <= 0) break;
         es_error e = {0};
-        int fd = es_sandbox_connect_tcp(sb, port, c->o->probe_timeout_ms, &e);
+        int fd = es_sandbox_connect_tcp(sb, port, left, &e);
         if (fd >= 0) close(fd);
     }
     usleep(SETTLE_MS * 1000);
