@@ -9,6 +9,10 @@
 int cli_fail(const char *cmd, const es_error *err);
 /* Prints "edgeslim CMD: MESSAGE\nTry 'edgeslim CMD --help'." and returns ES_EUSAGE. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A command option (--entrypoint, --cmd): '["a","b"]' gives that array, "a b" gives ["a","b"]
+ * (split on spaces and tabs). NULL when the JSON form is not an array of strings. */
+struct json_t;
+struct json_t *cli_command_array(const char *s);
 /* Human-readable byte count ("12.3 MB", decimal units like docker/podman). */
 void cli_human_bytes(long long n, char *buf, unsigned len);
 

@@ -3,8 +3,10 @@
  * parses its own options; this file only finds it. Commands are weak symbols so a build without
  * one says so instead of failing to link.
  */
+#include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -56,6 +58,27 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
     va_end(ap);
     fprintf(stderr, "\nTry 'edgeslim %s --help'.\n", cmd);
     return ES_EUSAGE;
+}
+
+json_t *cli_command_array(const char *s)
+{
+    if (*s == '[') {
+        json_t *j = json_loads(s, 0, NULL);
+        size_t i;
+        json_t *v;
+        if (!json_is_array(j)) goto bad;
+        json_array_foreach(j, i, v) if (!json_is_string(v)) goto bad;
+        return j;
+    bad:
+        json_decref(j);
+        return NULL;
+    }
+    json_t *arr = json_array();
+    char *copy = es_xstrdup(s), *save = NULL;
+    for (char *t = strtok_r(copy, " \t", &save); t; t = strtok_r(NULL, " \t", &save))
+        json_array_append_new(arr, json_string(t));
+    free(copy);
+    return arr;
 }
 
 void cli_human_bytes(long long n, char *buf, unsigned len)

@@ -63,28 +63,6 @@ static void args_free(import_args *a)
     json_decref(a->labels);
 }
 
-/* '["a","b"]' -> that array; "a b" -> ["a","b"]. NULL if a JSON form is not an array of strings. */
-static json_t *parse_command(const char *s)
-{
-    if (*s == '[') {
-        json_t *j = json_loads(s, 0, NULL);
-        size_t i;
-        json_t *v;
-        if (!json_is_array(j)) goto bad;
-        json_array_foreach(j, i, v) if (!json_is_string(v)) goto bad;
-        return j;
-    bad:
-        json_decref(j);
-        return NULL;
-    }
-    json_t *arr = json_array();
-    es_cleanup_free char *copy = es_xstrdup(s);
-    char *save = NULL;
-    for (char *t = strtok_r(copy, " ", &save); t; t = strtok_r(NULL, " ", &save))
-        json_array_append_new(arr, json_string(t));
-    return arr;
-}
-
 static int add_port(import_args *a, const char *p)
 {
     char *end;
@@ -129,12 +107,12 @@ static int parse_args(int argc, char **argv, import_args *a, int *done)
         case 'o': a->output = optarg; break;
         case 'E':
             json_decref(a->entrypoint);
-            if (!(a->entrypoint = parse_command(optarg)))
+            if (!(a->entrypoint = cli_command_array(optarg)))
                 return cli_usage_error("import", "--entrypoint: not a JSON array of strings: %s", optarg);
             break;
         case 'C':
             json_decref(a->cmd);
-            if (!(a->cmd = parse_command(optarg)))
+            if (!(a->cmd = cli_command_array(optarg)))
                 return cli_usage_error("import", "--cmd: not a JSON array of strings: %s", optarg);
             break;
         case 'e':

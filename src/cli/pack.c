@@ -39,30 +39,6 @@ static void help(void)
            default_ca);
 }
 
-static json_t *command_array(const char *s)
-{
-    json_error_t je;
-    if (s[0] == '[') {
-        json_t *j = json_loads(s, 0, &je);
-        if (!j || !json_is_array(j)) {
-            json_decref(j);
-            return NULL;
-        }
-        for (size_t i = 0; i < json_array_size(j); i++)
-            if (!json_is_string(json_array_get(j, i))) {
-                json_decref(j);
-                return NULL;
-            }
-        return j;
-    }
-    json_t *a = json_array();
-    char *copy = es_xstrdup(s), *save = NULL;
-    for (char *t = strtok_r(copy, " \t", &save); t; t = strtok_r(NULL, " \t", &save))
-        json_array_append_new(a, json_string(t));
-    free(copy);
-    return a;
-}
-
 typedef struct {
     const char **v;
     size_t n;
@@ -118,7 +94,7 @@ int cmd_pack(int argc, char **argv)
         case O_LABEL: push(&labels, optarg); break;
         case O_EP:
         case O_CMD: {
-            json_t *a = command_array(optarg);
+            json_t *a = cli_command_array(optarg);
             if (!a) {
                 rc = cli_usage_error("pack", "%s: not a JSON array of strings: %s",
                                      c == O_EP ? "--entrypoint" : "--cmd", optarg);
