@@ -18,6 +18,9 @@ static void vset(es_error *err, int code, int sys, const char *fmt, va_list ap)
         size_t n = strlen(err->msg);
         snprintf(err->msg + n, sizeof err->msg - n, ": %s", strerror(sys));
     }
+    /* Messages quote names from untrusted input; keep them one line whatever those contain. */
+    for (char *p = err->msg; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f) *p = '?';
 }
 
 int es_err(es_error *err, int code, const char *fmt, ...)
