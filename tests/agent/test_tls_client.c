@@ -4,6 +4,10 @@
  * one with require_certificate (client certificates). The PKI is made by the openssl CLI in the
  * test setup (`openssl ca` with a start/end date in the past makes the expired certificate).
  * Each bad case must be refused with its own clear reason.
+ * Dialling an IP literal: two more listeners serve a certificate with only DNS:localhost and one
+ * with only IP:::1 (the latter on [::1], with a second [::1] listener serving the IPv4-only
+ * server certificate) when IPv6 loopback works: the address must be one of the certificate's
+ * iPAddress SANs.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,6 +23,7 @@
 static char pki[64];
 static test_broker broker;
 static int port_good, port_expired, port_wrong_host, port_client_cert;
+static int port_dns_only, port_v6, port_v6_wrong; /* the last two 0 without IPv6 loopback */
 
 static const char pki_script[] =
     "set -e\n"
@@ -27,6 +32,14 @@ static const char pki_script[] =
     "ec ca2.key; openssl req -x509 -new -key ca2.key -out ca2.crt -days 30 -subj /CN=other-ca\n"
     "printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' > san.ext\n"
     "printf 'subjectAltName=DNS:wrong.example\\n' > wrong.ext\n"
+    "printf 'subjectAltName=DNS:localhost\\n' > dns.ext\n"
+    "printf 'subjectAltName=IP:::1\\n' > v6.ext\n"
+    "ec dns.key; openssl req -new -key dns.key -out dns.csr -subj /CN=localhost\n"
+    "openssl x509 -req -in dns.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 30 -extfile "
+    "dns.ext -out dns.crt 2>/dev/null\n"
+    "ec v6.key; openssl req -new -key v6.key -out v6.csr -subj /CN=v6-broker\n"
+    "openssl x509 -req -in v6.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 30 -extfile "
+    "v6.ext -out v6.crt 2>/dev/null\n"
     "printf 'extendedKeyUsage=clientAuth\\n' > client.ext\n"
     "ec server.key; openssl req -new -key server.key -out server.csr -subj /CN=localhost\n"
     "openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 30 -extfile "
@@ -56,6 +69,21 @@ static void pki_path(char *out, size_t n, const char *file)
     snprintf(out, n, "%s/%s", pki, file);
 }
 
+/* A free TCP port on [::1], or 0 when IPv6 loopback is not available. */
+static int free_port_v6(void)
+{
+    int fd = socket(AF_INET6, SOCK_STREAM, 0);
+    if (fd < 0) return 0;
+    struct sockaddr_in6 sa = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+    socklen_t l = sizeof sa;
+    int port = 0;
+    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
+        getsockname(fd, (struct sockaddr *)&sa, &l) == 0)
+        port = ntohs(sa.sin6_port);
+    close(fd);
+    return port;
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -72,7 +100,10 @@ static int setup(void **state)
     port_expired = test_free_port();
     port_wrong_host = test_free_port();
     port_client_cert = test_free_port();
-    char extra[2048];
+    port_dns_only = test_free_port();
+    port_v6 = free_port_v6();
+    port_v6_wrong = port_v6 ? free_port_v6() : 0;
+    char extra[4096];
     snprintf(
         extra, sizeof extra,
         "listener %d 127.0.0.1\ncafile %s/ca.crt\ncertfile %s/server.crt\nkeyfile %s/server.key\n"
@@ -82,6 +113,18 @@ static int setup(void **state)
         "%s/server.key\nrequire_certificate true\n",
         port_good, pki, pki, pki, port_expired, pki, pki, pki, port_wrong_host, pki, pki, pki,
         port_client_cert, pki, pki, pki);
+    size_t n = strlen(extra);
+    snprintf(extra + n, sizeof extra - n,
+             "listener %d 127.0.0.1\ncafile %s/ca.crt\ncertfile %s/dns.crt\nkeyfile %s/dns.key\n",
+             port_dns_only, pki, pki, pki);
+    if (port_v6) {
+        n = strlen(extra);
+        snprintf(extra + n, sizeof extra - n,
+                 "listener %d ::1\ncafile %s/ca.crt\ncertfile %s/v6.crt\nkeyfile %s/v6.key\n"
+                 "listener %d ::1\ncafile %s/ca.crt\ncertfile %s/server.crt\nkeyfile "
+                 "%s/server.key\n",
+                 port_v6, pki, pki, pki, port_v6_wrong, pki, pki, pki);
+    }
     return test_broker_start(&broker, extra);
 }
 
@@ -131,10 +174,9 @@ static int acked_one(void *arg)
     return ((peer *)arg)->acked > 0;
 }
 
-/* Connects once to localhost:port over TLS; returns 1 if connected, 0 if refused (reason in
- * p->why). */
-static int tls_attempt(ea_loop *l, peer *p, int port, const char *ca, const char *cert,
-                       const char *key)
+/* Connects once to host:port over TLS; returns 1 if connected, 0 if refused (reason in p->why). */
+static int tls_attempt_to(ea_loop *l, peer *p, const char *host, int port, const char *ca,
+                          const char *cert, const char *key)
 {
     char ca_path[128], cert_path[128], key_path[128], hosts[128];
     pki_path(ca_path, sizeof ca_path, ca);
@@ -143,7 +185,7 @@ static int tls_attempt(ea_loop *l, peer *p, int port, const char *ca, const char
     pki_path(hosts, sizeof hosts, "hosts");
     memset(p, 0, sizeof *p);
     ea_mqtt_client_config cfg = {
-        .host = "localhost",
+        .host = host,
         .port = (uint16_t)port,
         .tls = 1,
         .ca_file = ca_path,
@@ -161,6 +203,12 @@ static int tls_attempt(ea_loop *l, peer *p, int port, const char *ca, const char
     ea_mqtt_client_start(p->c);
     assert_true(test_run_until(l, settled, p, 5000));
     return p->connects > 0;
+}
+
+static int tls_attempt(ea_loop *l, peer *p, int port, const char *ca, const char *cert,
+                       const char *key)
+{
+    return tls_attempt_to(l, p, "localhost", port, ca, cert, key);
 }
 
 static void test_good_server_certificate(void **state)
@@ -238,6 +286,59 @@ static void test_client_certificate_required(void **state)
     ea_loop_free(l);
 }
 
+/* server.crt names DNS:localhost and IP:127.0.0.1: dialling the address verifies by the IP SAN. */
+static void test_ip_literal_matches_ip_san(void **state)
+{
+    (void)state;
+    ea_loop *l = ea_loop_new();
+    peer p;
+    if (!tls_attempt_to(l, &p, "127.0.0.1", port_good, "ca.crt", NULL, NULL))
+        fail_msg("refused: %s", p.why);
+    assert_int_equal(ea_mqtt_client_publish(p.c, "tls/ip", "{\"t\":1}", 7, 1, 0, 1), 1);
+    assert_true(test_run_until(l, acked_one, &p, 5000));
+    ea_mqtt_client_free(p.c);
+    /* still a verified chain: an IP SAN from a CA we do not trust is no good */
+    assert_false(tls_attempt_to(l, &p, "127.0.0.1", port_good, "ca2.crt", NULL, NULL));
+    assert_string_equal(p.why, "TLS: certificate verify failed: unknown CA");
+    ea_mqtt_client_free(p.c);
+    ea_loop_free(l);
+}
+
+/* dns.crt names only DNS:localhost: fine by name, refused by address (a DNS name is never taken
+ * for an address, and the address is never compared with the CN). */
+static void test_ip_literal_without_ip_san_refused(void **state)
+{
+    (void)state;
+    ea_loop *l = ea_loop_new();
+    peer p;
+    if (!tls_attempt_to(l, &p, "localhost", port_dns_only, "ca.crt", NULL, NULL))
+        fail_msg("refused by name: %s", p.why);
+    ea_mqtt_client_free(p.c);
+    assert_false(tls_attempt_to(l, &p, "127.0.0.1", port_dns_only, "ca.crt", NULL, NULL));
+    assert_string_equal(p.why, "TLS: certificate verify failed: no IP SAN matching 127.0.0.1");
+    ea_mqtt_client_free(p.c);
+    ea_loop_free(l);
+}
+
+static void test_ipv6_literal(void **state)
+{
+    (void)state;
+    if (!port_v6) {
+        fprintf(stderr, "no IPv6 loopback here: IPv6 literal not tested\n");
+        skip();
+    }
+    ea_loop *l = ea_loop_new();
+    peer p;
+    if (!tls_attempt_to(l, &p, "::1", port_v6, "ca.crt", NULL, NULL))
+        fail_msg("refused: %s", p.why);
+    ea_mqtt_client_free(p.c);
+    /* server.crt's IP SAN is 127.0.0.1 (4 bytes): not ::1 */
+    assert_false(tls_attempt_to(l, &p, "::1", port_v6_wrong, "ca.crt", NULL, NULL));
+    assert_string_equal(p.why, "TLS: certificate verify failed: no IP SAN matching ::1");
+    ea_mqtt_client_free(p.c);
+    ea_loop_free(l);
+}
+
 static void test_bad_tls_files_refused_at_create(void **state)
 {
     (void)state;
@@ -299,6 +400,15 @@ static void test_output_reports_tls_reason(void **state)
     assert_string_equal(s.why, "TLS: certificate verify failed: hostname mismatch");
     assert_false(ea_output_mqtt.connected(o));
     ea_output_mqtt.destroy(o);
+
+    /* the same through the output's URL with an address */
+    snprintf(url, sizeof url, "mqtts://127.0.0.1:%d/edge/data", port_dns_only);
+    s = (out_state){0, ""};
+    o = ea_output_mqtt.create(&cfg, l, &ev, err, sizeof err);
+    if (!o) fail_msg("create: %s", err);
+    assert_true(test_run_until(l, o_down, &s, 5000));
+    assert_string_equal(s.why, "TLS: certificate verify failed: no IP SAN matching 127.0.0.1");
+    ea_output_mqtt.destroy(o);
     ea_loop_free(l);
 }
 
@@ -311,6 +421,9 @@ int main(void)
         cmocka_unit_test(test_wrong_hostname_refused),
         cmocka_unit_test(test_unknown_ca_refused),
         cmocka_unit_test(test_client_certificate_required),
+        cmocka_unit_test(test_ip_literal_matches_ip_san),
+        cmocka_unit_test(test_ip_literal_without_ip_san_refused),
+        cmocka_unit_test(test_ipv6_literal),
         cmocka_unit_test(test_bad_tls_files_refused_at_create),
         cmocka_unit_test(test_output_reports_tls_reason),
     };

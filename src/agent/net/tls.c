@@ -5,7 +5,10 @@
  */
 #include "net/tls.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <mbedtls/asn1.h>
+#include <mbedtls/oid.h>
 #include <mbedtls/ctr_drbg.h>
 #include <mbedtls/entropy.h>
 #include <mbedtls/error.h>
@@ -37,6 +40,10 @@ struct ea_tls {
     int resumed;
     int fd;
     int has_client_cert;
+    int ip_len;                 /* 4 or 16 when the peer is addressed by an IP literal, else 0 */
+    unsigned char ip[16];       /* that address, matched against the certificate's iPAddress SANs */
+    int ip_mismatch;            /* the peer certificate has no iPAddress SAN equal to ip */
+    char host[64];              /* the literal as written, for the failure line */
     size_t pending_write; /* length of a write that returned WANT_*, to repeat exactly */
 };
 
@@ -152,6 +159,46 @@ static int bio_recv(void *ctx, unsigned char *buf, size_t len)
     return MBEDTLS_ERR_NET_RECV_FAILED;
 }
 
+/* 4 or 16 with the address in out when host is an IPv4 or IPv6 literal (an IPv6 zone "%eth0"
+ * is ignored), else 0. */
+static int ip_literal(const char *host, unsigned char out[16])
+{
+    char buf[INET6_ADDRSTRLEN + 1];
+    size_t n = strcspn(host, "%");
+    if (n >= sizeof buf) return 0;
+    memcpy(buf, host, n);
+    buf[n] = '\0';
+    if (inet_pton(AF_INET, buf, out) == 1) return 4;
+    if (inet_pton(AF_INET6, buf, out) == 1) return 16;
+    return 0;
+}
+
+/* 1 when one of crt's subjectAltName entries is an iPAddress ([7] OCTET STRING, 4 or 16 bytes)
+ * equal to ip. mbedTLS keeps every GeneralName of the extension raw in subject_alt_names. */
+static int has_ip_san(const mbedtls_x509_crt *crt, const unsigned char *ip, int ip_len)
+{
+    if (!(crt->ext_types & MBEDTLS_X509_EXT_SUBJECT_ALT_NAME)) return 0;
+    for (const mbedtls_x509_sequence *s = &crt->subject_alt_names; s; s = s->next) {
+        if (s->buf.p == NULL) continue;
+        if (s->buf.tag == (MBEDTLS_ASN1_CONTEXT_SPECIFIC | 7) && s->buf.len == (size_t)ip_len &&
+            memcmp(s->buf.p, ip, (size_t)ip_len) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* Verify callback of a session to an IP literal: runs for every certificate of the chain after
+ * mbedTLS checked it; the peer's own certificate (depth 0) must name the address. */
+static int verify_peer(void *arg, mbedtls_x509_crt *crt, int depth, uint32_t *flags)
+{
+    ea_tls *t = arg;
+    if (depth == 0 && !has_ip_san(crt, t->ip, t->ip_len)) {
+        t->ip_mismatch = 1;
+        *flags |= MBEDTLS_X509_BADCERT_CN_MISMATCH;
+    }
+    return 0;
+}
+
 ea_tls *ea_tls_new(ea_tls_config *c, int fd, const char *hostname, char *err, size_t errlen)
 {
     char why[160];
@@ -162,9 +209,15 @@ ea_tls *ea_tls_new(ea_tls_config *c, int fd, const char *hostname, char *err, si
     }
     t->fd = fd;
     t->has_client_cert = c->own_cert.version != 0;
+    t->ip_len = ip_literal(hostname, t->ip);
+    snprintf(t->host, sizeof t->host, "%s", hostname);
     mbedtls_ssl_init(&t->ssl);
     int rc = mbedtls_ssl_setup(&t->ssl, &c->conf);
-    if (rc == 0) rc = mbedtls_ssl_set_hostname(&t->ssl, hostname);
+    /* An IP literal: no SNI (RFC 6066 allows no addresses there) and no DNS-name check, which
+     * mbedTLS 2.28 would fail; verify_peer checks the iPAddress SANs instead. The chain, dates
+     * and key usage are verified as for a name. */
+    if (rc == 0) rc = mbedtls_ssl_set_hostname(&t->ssl, t->ip_len ? NULL : hostname);
+    if (rc == 0 && t->ip_len) mbedtls_ssl_set_verify(&t->ssl, verify_peer, t);
     if (rc != 0) {
         describe_mbedtls(rc, why, sizeof why);
         snprintf(err, errlen, "TLS: session setup for %s: %s", hostname, why);
@@ -181,14 +234,17 @@ ea_tls *ea_tls_new(ea_tls_config *c, int fd, const char *hostname, char *err, si
 }
 
 /* The one-line reason of a failed chain/host verification. */
-static void describe_verify_failure(uint32_t flags, char *out, size_t outlen)
+static void describe_verify_failure(const ea_tls *t, uint32_t flags, char *out, size_t outlen)
 {
     const char *what;
     if (flags & MBEDTLS_X509_BADCERT_EXPIRED)
         what = "expired";
     else if (flags & MBEDTLS_X509_BADCERT_FUTURE)
         what = "not yet valid";
-    else if (flags & MBEDTLS_X509_BADCERT_CN_MISMATCH)
+    else if ((flags & MBEDTLS_X509_BADCERT_CN_MISMATCH) && t->ip_mismatch) {
+        snprintf(out, outlen, "TLS: certificate verify failed: no IP SAN matching %s", t->host);
+        return;
+    } else if (flags & MBEDTLS_X509_BADCERT_CN_MISMATCH)
         what = "hostname mismatch";
     else if (flags & MBEDTLS_X509_BADCERT_NOT_TRUSTED)
         what = "unknown CA";
@@ -244,7 +300,7 @@ int ea_tls_handshake(ea_tls *t, char *err, size_t errlen)
     forget_session(t->cfg); /* a stale session must not be offered again */
     uint32_t flags = mbedtls_ssl_get_verify_result(&t->ssl);
     if (rc == MBEDTLS_ERR_X509_CERT_VERIFY_FAILED && flags != 0) {
-        describe_verify_failure(flags, err, errlen);
+        describe_verify_failure(t, flags, err, errlen);
     } else if (t->ssl.client_auth &&
                (rc == MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE || rc == MBEDTLS_ERR_NET_CONN_RESET ||
                 rc == MBEDTLS_ERR_SSL_CONN_EOF)) {

@@ -10,8 +10,10 @@
  * Invariants: every call returns instead of blocking (EA_IO_WANT_READ / EA_IO_WANT_WRITE); a write
  * that returned WANT is repeated by the caller with the same leading bytes (the outputs only ever
  * append to their transmit buffers), which mbedTLS requires.
- * Note: mbedTLS 2.28 matches the host name against DNS names (SAN dNSName, else CN) only, not
- * against IP-address SANs; connect to servers by name (docs/agent-tls.md).
+ * Host check: a name is matched by mbedTLS against the certificate's DNS names (SAN dNSName, else
+ * CN); an IPv4/IPv6 literal (which mbedTLS 2.28 cannot match) is matched here against the
+ * certificate's iPAddress SANs only, and sent without SNI. A certificate without a matching IP SAN
+ * is refused with "TLS: certificate verify failed: no IP SAN matching ADDR" (docs/agent-tls.md).
  */
 #ifndef EA_NET_TLS_H
 #define EA_NET_TLS_H
