@@ -250,7 +250,8 @@ static void on_state(void *arg, int connected, const char *why)
         ea_spool_rewind(a->spool); /* at-least-once: offer everything unacked again */
     a->m.uplink_connected = connected;
     a->m.uplink_changed_ms = ea_wall_ms();
-    snprintf(a->m.uplink_why, sizeof a->m.uplink_why, "%s", why ? why : "");
+    if (!connected) /* last_error: the reason of the last failure, kept once the uplink is back */
+        snprintf(a->m.uplink_why, sizeof a->m.uplink_why, "%s", why ? why : "");
 }
 
 static void on_control(void *arg, const void *payload, size_t len)
@@ -453,7 +454,12 @@ static int open_output(ea_agent *a, char *err, size_t errlen)
     if (!a->cfg.remote_config)
         oc.control_topic = NULL; /* --no-remote-init: not even subscribed */
     a->out = a->out_ops->create(&oc, a->loop, &a->out_ev, err, errlen);
-    return a->out ? 0 : -1;
+    if (!a->out)
+        return -1;
+    /* The output's own view from the start: HTTP has no standing connection and is up until a
+     * request fails; MQTT is down until its CONNACK. Later changes come through on_state. */
+    a->m.uplink_connected = a->out_ops->connected(a->out) ? 1 : 0;
+    return 0;
 }
 
 ea_agent *ea_agent_new(ea_config *cfg, char *err, size_t errlen)

@@ -442,11 +442,13 @@ static int build_request(ea_output *o, const char *body, size_t body_len)
     char head[1024 + 512];
     char auth[600] = "";
     if (o->bearer) snprintf(auth, sizeof auth, "Authorization: Bearer %s\r\n", o->bearer);
+    int v6 = strchr(o->url.host, ':') != NULL; /* an IPv6 literal goes in brackets (RFC 7230) */
     int hl = snprintf(head, sizeof head,
-                      "POST %s HTTP/1.1\r\nHost: %s:%u\r\nUser-Agent: edgeagent\r\nContent-Type: "
+                      "POST %s HTTP/1.1\r\nHost: %s%s%s:%u\r\nUser-Agent: edgeagent\r\nContent-Type: "
                       "application/json\r\n"
                       "%sContent-Length: %zu\r\n%sConnection: keep-alive\r\n\r\n",
-                      o->url.path[0] ? o->url.path : "/", o->url.host, o->url.port,
+                      o->url.path[0] ? o->url.path : "/", v6 ? "[" : "", o->url.host, v6 ? "]" : "",
+                      o->url.port,
                       o->gzip ? "Content-Encoding: gzip\r\n" : "", body_len, auth);
     if (hl < 0 || (size_t)hl >= sizeof head) return -1;
     o->req = malloc((size_t)hl + body_len);
@@ -492,7 +494,8 @@ static void http_report(ea_output *o, const char *topic_suffix, const void *data
 }
 
 /* HTTP has no standing connection: "up" means the last request did not fail (initially up, so the
- * core offers the first batch; down from a failure until the held batch gets its 2xx). */
+ * core offers the first batch and /health says connected from start-up; down from a failure until
+ * the held batch gets its 2xx). The core reads this once after create(), then follows ev.state. */
 static int http_connected(ea_output *o)
 {
     return o->up;
