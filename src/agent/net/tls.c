@@ -40,10 +40,10 @@ struct ea_tls {
     int resumed;
     int fd;
     int has_client_cert;
-    int ip_len;                 /* 4 or 16 when the peer is addressed by an IP literal, else 0 */
-    unsigned char ip[16];       /* that address, matched against the certificate's iPAddress SANs */
-    int ip_mismatch;            /* the peer certificate has no iPAddress SAN equal to ip */
-    char host[64];              /* the literal as written, for the failure line */
+    int ip_len;           /* 4 or 16 when the peer is addressed by an IP literal, else 0 */
+    unsigned char ip[16]; /* that address, matched against the certificate's iPAddress SANs */
+    int ip_mismatch;      /* the peer certificate has no iPAddress SAN equal to ip */
+    char host[64];        /* the literal as written, for the failure line */
     size_t pending_write; /* length of a write that returned WANT_*, to repeat exactly */
 };
 

@@ -443,13 +443,13 @@ static int build_request(ea_output *o, const char *body, size_t body_len)
     char auth[600] = "";
     if (o->bearer) snprintf(auth, sizeof auth, "Authorization: Bearer %s\r\n", o->bearer);
     int v6 = strchr(o->url.host, ':') != NULL; /* an IPv6 literal goes in brackets (RFC 7230) */
-    int hl = snprintf(head, sizeof head,
-                      "POST %s HTTP/1.1\r\nHost: %s%s%s:%u\r\nUser-Agent: edgeagent\r\nContent-Type: "
-                      "application/json\r\n"
-                      "%sContent-Length: %zu\r\n%sConnection: keep-alive\r\n\r\n",
-                      o->url.path[0] ? o->url.path : "/", v6 ? "[" : "", o->url.host, v6 ? "]" : "",
-                      o->url.port,
-                      o->gzip ? "Content-Encoding: gzip\r\n" : "", body_len, auth);
+    int hl =
+        snprintf(head, sizeof head,
+                 "POST %s HTTP/1.1\r\nHost: %s%s%s:%u\r\nUser-Agent: edgeagent\r\nContent-Type: "
+                 "application/json\r\n"
+                 "%sContent-Length: %zu\r\n%sConnection: keep-alive\r\n\r\n",
+                 o->url.path[0] ? o->url.path : "/", v6 ? "[" : "", o->url.host, v6 ? "]" : "",
+                 o->url.port, o->gzip ? "Content-Encoding: gzip\r\n" : "", body_len, auth);
     if (hl < 0 || (size_t)hl >= sizeof head) return -1;
     o->req = malloc((size_t)hl + body_len);
     if (!o->req) return -1;
