@@ -1,26 +1,35 @@
 """edgeagent benchmarks, side by side in one run on this machine (bench/agent/, run by hand or from
-bench/run-all.sh): start-to-ready, RSS/PSS idle and under load with the uplink connected, durable
-ingest records/s per fsync policy next to mosquitto_pub -> mosquitto -> mosquitto_sub as a ceiling,
-memory while a 1 GB backlog sits in the spool, and collectd (Debian, network plugin) as a
-footprint peer when installed.
+bench/run-all.sh): image size (the agent packed by `edgeslim pack --ca-certs` into a scratch image,
+compressed and uncompressed layer bytes, amd64 and, when an arm64 build exists, arm64 from one
+multi-platform index), start-to-ready, RSS/PSS idle and under a steady load with the uplink
+connected, durable ingest records/s per fsync policy next to mosquitto_pub -> mosquitto ->
+mosquitto_sub as a ceiling, memory while a 1 GB backlog sits in the spool, and collectd (Debian,
+network plugin) as a footprint peer when installed (memory, and collectd-core's installed size).
 
-Usage: bench_agent.py BIN_DIR [--quick] [--backlog-gb N]
+Usage: bench_agent.py BIN_DIR [--quick] [--backlog-gb N] [--load-rate R] [--arm64-bin PATH]
   --quick: 10 s memory sampling instead of 60 s, 3 s load runs instead of 10 s.
+  --load-rate: records/s of the steady load while memory is sampled (default 10000).
+  --arm64-bin: the arm64 edgeagent (default: build-arm64/bin/edgeagent of this checkout).
+edgeslim is taken from BIN_DIR when it is there, else from $EDGESLIM.
 Prints a Markdown table; targets from shared/docs/TARGETS.md are in the last column.
 """
+import gzip
 import json
 import os
+import platform
 import shutil
 import signal
 import socket
 import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
 
 
 def free_port():
@@ -106,6 +115,165 @@ def loadgen(port, secs, conns=4, batch=2000):
     return json.loads(out.stdout)
 
 
+def uplink_connected(port):
+    return json.loads(get(port, "/health")[1])["uplink"]["connected"] is True
+
+
+def wait_connected(port, secs=10):
+    end = time.time() + secs
+    while time.time() < end:
+        if uplink_connected(port):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def memory_under_load(binary, work, up, mem_secs, rate, conns=2, batch=100):
+    """RSS/PSS sampled every 1 s for mem_secs while loadgen.py sends `rate` records/s (steady) and
+    the agent delivers them to mosquitto. Returns (rss_median, pss_median, rss_max, loadgen result,
+    connected at every sample, records pending when the load stopped)."""
+    shutil.rmtree(os.path.join(work, "spool"), ignore_errors=True)
+    port = free_port()
+    p, _ = start_agent(binary, work, port, up)
+    if not wait_connected(port):
+        stop(p)
+        raise RuntimeError("uplink not connected before the load")
+    # load runs 1 s before and after the sampling window
+    lg = subprocess.Popen([sys.executable, os.path.join(HERE, "loadgen.py"), str(port), str(mem_secs + 2),
+                           str(conns), str(batch), str(rate)], stdout=subprocess.PIPE, text=True)
+    time.sleep(1)
+    rs, ps, always_up = [], [], True
+    end = time.time() + mem_secs
+    while time.time() < end:
+        r, q = mem_kb(p.pid)
+        rs.append(r)
+        ps.append(q)
+        always_up = always_up and uplink_connected(port)
+        time.sleep(1.0)
+    out, _ = lg.communicate(timeout=120)
+    pending = json.loads(get(port, "/health")[1])["spool"]["pending"]
+    stop(p)
+    return statistics.median(rs), statistics.median(ps), max(rs), json.loads(out), always_up, pending
+
+
+# ------------------------------------------------------------------ image size
+
+ELF_MACHINES = {62: ("amd64", ["x86_64-linux-gnu-strip", "llvm-strip"]),
+                183: ("arm64", ["aarch64-linux-gnu-strip", "llvm-strip"])}
+
+
+def elf_machine(path):
+    with open(path, "rb") as f:
+        head = f.read(20)
+    if head[:4] != b"\x7fELF":
+        return None
+    return int.from_bytes(head[18:20], "little" if head[5] == 1 else "big")
+
+
+def stripped_copy(binary, outdir):
+    """A copy of binary without symbols and debug info (what a release ships), or None when no strip
+    tool for its architecture is installed."""
+    arch, tools = ELF_MACHINES.get(elf_machine(binary), (None, []))
+    if platform.machine() in ("x86_64", "AMD64") and arch == "amd64":
+        tools = ["strip"] + tools
+    tool = next((t for t in tools if shutil.which(t)), None)
+    if not tool:
+        return None
+    os.makedirs(outdir, exist_ok=True)
+    out = os.path.join(outdir, "edgeagent")
+    subprocess.run([tool, "--strip-all", "-o", out, binary], check=True)
+    return out
+
+
+def archive_layers(path):
+    """{platform: (compressed blob bytes, uncompressed layer bytes)} read from an oci-archive:
+    index.json -> manifest (or index -> manifests) -> the layer blob, which is gunzipped and counted."""
+    res = {}
+    with tarfile.open(path) as t:
+        def blob(digest):
+            return t.extractfile("blobs/sha256/" + digest.split(":", 1)[1]).read()
+
+        def manifest(desc):
+            m = json.loads(blob(desc["digest"]))
+            if "manifests" in m:  # an index
+                for d in m["manifests"]:
+                    manifest(d)
+                return
+            cfg = json.loads(blob(m["config"]["digest"]))
+            plat = cfg.get("os", "?") + "/" + cfg.get("architecture", "?")
+            comp = unc = 0
+            for layer in m["layers"]:
+                data = blob(layer["digest"])
+                comp += len(data)
+                unc += len(gzip.decompress(data)) if "gzip" in layer["mediaType"] else len(data)
+            res[plat] = (comp, unc)
+
+        for d in json.loads(t.extractfile("index.json").read())["manifests"]:
+            manifest(d)
+    return res
+
+
+def find_edgeslim(bin_dir):
+    for cand in (os.path.join(bin_dir, "edgeslim"), os.environ.get("EDGESLIM", "")):
+        if cand and os.access(cand, os.X_OK):
+            return cand
+    return None
+
+
+def pack(edgeslim, binaries, out):
+    subprocess.run([edgeslim, "pack", *binaries, "--ca-certs", "-o", f"oci-archive:{out}"], check=True,
+                   stdout=subprocess.DEVNULL)
+    return archive_layers(out)
+
+
+def image_rows(binary, bin_dir, arm64_bin):
+    """Rows for the packed agent image: as built (RelWithDebInfo carries debug info) and stripped,
+    amd64 (or whatever BIN_DIR holds) and arm64 from one multi-platform index."""
+    edgeslim = find_edgeslim(bin_dir)
+    target = "<= 1 MB compressed (1000000 B)"
+    if not edgeslim:
+        return [("agent image", "not measured: no edgeslim in BIN_DIR and $EDGESLIM unset", target)]
+    rows = []
+    work = tempfile.mkdtemp()
+    try:
+        def fmt(c_u):
+            return f"{c_u[0]} / {c_u[1]}"
+
+        built = pack(edgeslim, [binary], os.path.join(work, "built.tar"))
+        for plat, cu in built.items():
+            rows.append((f"agent image, {plat}, edgeagent as built ({os.path.getsize(binary)} B) + CA bundle: "
+                         "layer bytes compressed / uncompressed", fmt(cu), target))
+        bins = []
+        s = stripped_copy(binary, os.path.join(work, "host"))
+        if s:
+            bins.append(s)
+        if arm64_bin and os.path.exists(arm64_bin) and elf_machine(arm64_bin) != elf_machine(binary):
+            s64 = stripped_copy(arm64_bin, os.path.join(work, "arm64"))
+            if s64:
+                bins.append(s64)
+        if bins:
+            stripped = pack(edgeslim, bins, os.path.join(work, "stripped.tar"))
+            what = "one multi-platform index" if len(bins) > 1 else "one image"
+            for plat, cu in sorted(stripped.items()):
+                src = [b for b in bins if ELF_MACHINES.get(elf_machine(b), ("",))[0] in plat]
+                size = f" ({os.path.getsize(src[0])} B)" if src else ""
+                rows.append((f"agent image, {plat}, edgeagent stripped{size} + CA bundle ({what}): "
+                             "layer bytes compressed / uncompressed", fmt(cu), target))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return rows
+
+
+def collectd_installed_size():
+    """collectd-core's Installed-Size (dpkg, KiB) in bytes, or None when it is not installed."""
+    try:
+        out = subprocess.run(["dpkg-query", "-W", "-f", "${Installed-Size}", "collectd-core"],
+                             capture_output=True, text=True)
+    except OSError:
+        return None
+    return int(out.stdout) * 1024 if out.returncode == 0 and out.stdout.strip().isdigit() else None
+
+
 def mosquitto_ceiling(n=100000):
     """Messages/s from mosquitto_pub (QoS 1, from a file) to a subscriber through mosquitto."""
     work = tempfile.mkdtemp()
@@ -188,12 +356,27 @@ def collectd_footprint(seconds):
         shutil.rmtree(work, ignore_errors=True)
 
 
+def opt(name, default):
+    return sys.argv[sys.argv.index(name) + 1] if name in sys.argv else default
+
+
 def main():
-    binary = os.path.join(sys.argv[1] if len(sys.argv) > 1 else "build/bin", "edgeagent")
+    bin_dir = sys.argv[1] if len(sys.argv) > 1 else "build/bin"
+    binary = os.path.join(bin_dir, "edgeagent")
     quick = "--quick" in sys.argv
-    gb = float(sys.argv[sys.argv.index("--backlog-gb") + 1]) if "--backlog-gb" in sys.argv else 1.0
+    gb = float(opt("--backlog-gb", 1.0))
+    rate = float(opt("--load-rate", 10000))
+    arm64_bin = opt("--arm64-bin", os.path.join(REPO, "build-arm64", "bin", "edgeagent"))
     mem_secs, load_secs = (10, 3) if quick else (60, 10)
-    rows = []
+    rows = image_rows(binary, bin_dir, arm64_bin)
+    cd_size = collectd_installed_size()
+    if cd_size:
+        rows.append(("peer: collectd-core installed size on disk (dpkg Installed-Size), bytes", str(cd_size),
+                     "-"))
+    else:  # nothing runnable here: the anchors of TARGETS.md, as text
+        rows.append(("peer anchors (TARGETS.md, not measured here)", "-",
+                     "distroless static ~2 MiB; Chainguard static layer 0.63-0.83 MB; "
+                     "Greengrass lite .deb 0.83-1.10 MB"))
     work = tempfile.mkdtemp()
     broker = Broker(work)
     up = ["--uplink", f"mqtt://127.0.0.1:{broker.port}/bench"]
@@ -209,11 +392,20 @@ def main():
 
     port = free_port()
     p, _ = start_agent(binary, work, port, up)
+    if not wait_connected(port):
+        raise RuntimeError("uplink not connected")
     time.sleep(1)
     rss, pss, _ = sample_mem(p.pid, mem_secs)
     rows.append((f"idle, uplink connected: RSS / PSS (median, {mem_secs} s), kB", f"{rss:.0f} / {pss:.0f}",
                  "RSS <= 4096, PSS <= 2048"))
     stop(p)
+
+    rss, pss, rss_max, lg, always_up, pending = memory_under_load(binary, work, up, mem_secs, rate)
+    rows.append((f"under load ({rate:.0f} records/s steady, uplink connected): RSS / PSS (median, 1 s samples, "
+                 f"{mem_secs} s), kB", f"{rss:.0f} / {pss:.0f}", "RSS <= 4096, PSS <= 2048"))
+    rows.append((f"  same run: load achieved, records/s; max RSS kB; uplink connected at every sample; "
+                 f"pending when the load stopped", f"{lg['rate']}; {rss_max}; {'yes' if always_up else 'NO'}; "
+                 f"{pending}", "-"))
 
     for pol in ("batch", "always", "none"):
         shutil.rmtree(os.path.join(work, "spool"), ignore_errors=True)
