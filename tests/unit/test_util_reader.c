@@ -134,6 +134,37 @@ static void test_verify(void **state)
     es_reader_free(r);
 }
 
+/* A verify reader over an unread verify reader hashes once: the outer expectations are merged in
+ * and still enforced, the outer `got` is filled; conflicting expectations keep two readers. */
+static void test_verify_stacked(void **state)
+{
+    (void)state;
+    es_error err = {0};
+    es_digest_result got = {0};
+    es_reader *inner = es_reader_verify(es_reader_mem("abc", 3), NULL, -1, "blob", NULL);
+    es_reader *r = es_reader_verify(inner, ABC_SHA256, 3, "stream", &got);
+    assert_ptr_equal(r, inner);
+    assert_int_equal(drain(r, &err), 0);
+    assert_true(got.done);
+    assert_string_equal(got.digest.s, ABC_SHA256);
+    es_reader_free(r);
+    /* the outer digest is checked after the merge */
+    inner = es_reader_verify(es_reader_mem("abd", 3), NULL, 3, "blob 2", NULL);
+    r = es_reader_verify(inner, ABC_SHA256, -1, "stream", NULL);
+    assert_int_equal(drain(r, &err), -1);
+    assert_int_equal(err.code, ES_EDIGEST);
+    assert_non_null(strstr(err.msg, "blob 2: digest mismatch"));
+    es_reader_free(r);
+    /* different declared sizes: not merged; the outer reader reports its own mismatch */
+    es_err_clear(&err);
+    inner = es_reader_verify(es_reader_mem("abc", 3), NULL, 3, "blob 3", NULL);
+    r = es_reader_verify(inner, NULL, 4, "stream 3", &got);
+    assert_ptr_not_equal(r, inner);
+    assert_int_equal(drain(r, &err), -1);
+    assert_non_null(strstr(err.msg, "stream 3: size mismatch: declared 4 bytes, found 3"));
+    es_reader_free(r);
+}
+
 static void test_limits_env(void **state)
 {
     (void)state;
@@ -153,6 +184,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_digest_strings), cmocka_unit_test(test_fd_range),
         cmocka_unit_test(test_slurp_cap),      cmocka_unit_test(test_verify),
+        cmocka_unit_test(test_verify_stacked),
         cmocka_unit_test(test_limits_env),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

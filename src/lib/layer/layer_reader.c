@@ -22,7 +22,7 @@ struct es_layer_stream {
     es_reader *dec; /* borrowed: owned by pf; used only for the consumed-bytes counter */
     es_prefetch *pf;
     es_compression comp;
-    es_sha256 *tar_hash;
+    es_sha256 *tar_hash; /* NULL for an uncompressed blob: the diff_id is the blob digest */
     int64_t tar_bytes;
     struct archive *ar; /* NULL in raw mode */
     int raw;
@@ -42,7 +42,7 @@ static la_ssize_t tar_read_cb(struct archive *a, void *ud, const void **buf)
         return -1;
     }
     if (r == 0) return 0;
-    es_sha256_update(s->tar_hash, *buf, len);
+    if (s->tar_hash) es_sha256_update(s->tar_hash, *buf, len);
     s->tar_bytes += (int64_t)len;
     return (la_ssize_t)len;
 }
@@ -85,6 +85,11 @@ static int open_common(es_reader *blob, const es_layer_expect *exp, const es_lim
         es_layer_stream_free(s);
         return -1;
     }
+    if (s->comp == ES_COMP_NONE) {
+        /* The tar is the blob: its digest, computed by the verify reader below, is the diff_id. */
+        es_sha256_free(s->tar_hash);
+        s->tar_hash = NULL;
+    }
     s->pf = es_prefetch_start(s->dec, es_layer_threads_enabled());
     if (!raw) {
         s->ar = archive_read_new();
@@ -122,7 +127,7 @@ int es_layer_stream_raw_next(es_layer_stream *s, const void **buf, size_t *len, 
     int r = es_prefetch_next(s->pf, buf, len, err);
     if (r < 0) return fail(s, err);
     if (r > 0) {
-        es_sha256_update(s->tar_hash, *buf, *len);
+        if (s->tar_hash) es_sha256_update(s->tar_hash, *buf, *len);
         s->tar_bytes += (int64_t)*len;
     }
     return r;
@@ -234,7 +239,7 @@ static int drain(es_layer_stream *s, es_error *err)
     size_t len;
     int r;
     while ((r = es_prefetch_next(s->pf, &buf, &len, err)) > 0) {
-        es_sha256_update(s->tar_hash, buf, len);
+        if (s->tar_hash) es_sha256_update(s->tar_hash, buf, len);
         s->tar_bytes += (int64_t)len;
     }
     return r < 0 ? fail(s, err) : 0;
@@ -247,8 +252,15 @@ int es_layer_stream_finish(es_layer_stream *s, es_layer_stats *st, es_error *err
     if (drain(s, err) < 0) return -1;
     s->finished = 1;
     es_digest diff_id;
-    es_sha256_final(s->tar_hash, &diff_id);
-    s->tar_hash = NULL;
+    if (s->tar_hash) {
+        es_sha256_final(s->tar_hash, &diff_id);
+        s->tar_hash = NULL;
+    } else if (s->blob_res.done) {
+        diff_id = s->blob_res.digest;
+    } else {
+        es_err(err, ES_EFAIL, "%s: internal error: blob digest missing at end of stream", s->name);
+        return fail(s, err);
+    }
     if (s->exp_diff_id && strcmp(s->exp_diff_id, diff_id.s) != 0) {
         es_err(err, ES_EDIGEST, "%s: diff_id mismatch: config says %s, layer content is %s", s->name,
                s->exp_diff_id, diff_id.s);

@@ -28,6 +28,8 @@ const char *es_digest_hex(const char *s);
  * count against expect_size (if >= 0) and the hash against expect_digest (if not NULL) and fails
  * with ES_EDIGEST naming `name` on mismatch; a stream longer than expect_size fails as soon as it
  * passes it. The final digest and size are written to *got (if not NULL) at end of stream.
+ * When `inner` is itself an unread verify reader with compatible expectations, they are merged
+ * into it and `inner` is returned (one hash pass, its name in messages).
  */
 typedef struct { es_digest digest; int64_t size; int done; } es_digest_result;
 es_reader *es_reader_verify(es_reader *inner, const char *expect_digest, int64_t expect_size,
