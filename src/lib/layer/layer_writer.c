@@ -1,13 +1,14 @@
 /*
  * The deterministic layer writer: entries -> libarchive (PAX restricted, metadata normalised)
  * -> write callback (sha256 of the tar = diff_id) -> compressor (layer_compress.c) -> temporary
- * file beside out_path -> fsync -> rename. Also the two producers built on it: a directory tree
+ * file beside out_path -> rename. Layer files are intermediates in a work directory: the image
+ * writer makes them durable where they land (fsync there), so they are not synced here. Also the two producers built on it: a directory tree
  * (es_layer_from_dir) and another layer blob (es_layer_recompress, which copies the tar bytes
  * verbatim so the diff_id cannot change).
  * Invariants: nothing depends on the clock, the user database, the host's inode numbers or the
  * thread count: uname/gname are cleared, atime/ctime/birthtime dropped (so libarchive writes no
  * pax time records), mtimes are whole seconds clamped to SOURCE_DATE_EPOCH when set, dev/ino/
- * nlink/fflags/ACLs cleared; out_path exists only if the whole blob was written and synced.
+ * nlink/fflags/ACLs cleared; out_path exists only if the whole blob was written.
  */
 #include <archive.h>
 #include <dirent.h>
@@ -60,30 +61,14 @@ static int tmp_open(const char *out_path, char **tmp, int *fd, es_error *err)
     return 0;
 }
 
-static void fsync_parent(const char *path)
-{
-    es_cleanup_free char *dir = es_xstrdup(path);
-    char *slash = strrchr(dir, '/');
-    if (slash == dir) slash[1] = 0;
-    else if (slash) *slash = 0;
-    else strcpy(dir, ".");
-    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        fsync(dfd);
-        close(dfd);
-    }
-}
-
 static int tmp_commit(int *fd, char **tmp, const char *out_path, es_error *err)
 {
-    if (fsync(*fd) < 0) return es_err_sys(err, ES_EIO, "%s: fsync", out_path);
     int r = close(*fd);
     *fd = -1;
     if (r < 0) return es_err_sys(err, ES_EIO, "%s: close", out_path);
     if (rename(*tmp, out_path) < 0) return es_err_sys(err, ES_EIO, "%s: rename into place", out_path);
     free(*tmp);
     *tmp = NULL;
-    fsync_parent(out_path);
     return 0;
 }
 

@@ -2,8 +2,10 @@
  * Writing images (see image_writer.h). A write is planned first as a sorted list of output files
  * (name -> bytes in memory or a layer file on disk), then the plan is written as an OCI layout
  * directory or as a tar (oci-archive, docker-archive) under a temporary name beside the
- * destination, fsynced and renamed into place. Layer files are re-hashed while copied, so a plan
- * never stores bytes that disagree with the digests it names.
+ * destination, fsynced and renamed into place. Layer files are hard-linked into an OCI layout
+ * when they sit on the same file system (they were hashed as the layer writer produced them);
+ * otherwise they are re-hashed while copied, so a plan never stores bytes that disagree with the
+ * digests it names.
  *
  * Determinism: every JSON document is dumped with sorted keys and no whitespace; tar entries are
  * sorted bytewise, uid/gid 0, no user/group names, mode 0644/0755, mtime SOURCE_DATE_EPOCH or 0.
@@ -341,8 +343,24 @@ static char *temp_sibling(const char *dst)
 static int write_dir_file(const char *dir, const out_file *f, es_error *err)
 {
     char *path = es_xasprintf("%s/%s", dir, f->name);
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    int rc = -1;
+    int fd = -1, rc = -1;
+    /* A layer file written by edgeslim's layer writer (hashed while it was written) on the same
+     * file system is hard-linked in instead of copied; it only needs to reach the disk. */
+    if (f->src && link(f->src, path) == 0) {
+        struct stat st;
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0 || fstat(fd, &st) < 0 || st.st_size != f->size) {
+            es_err_sys(err, ES_EIO, "%s: linked layer file is not the %lld bytes planned", path, (long long)f->size);
+            goto out;
+        }
+        if (fchmod(fd, 0644) < 0 || fsync(fd) < 0) {
+            es_err_sys(err, ES_EIO, "%s: fsync", path);
+            goto out;
+        }
+        rc = 0;
+        goto out;
+    }
+    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (fd < 0) {
         es_err_sys(err, ES_EIO, "%s: cannot create", path);
         goto out;
