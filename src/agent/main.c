@@ -26,6 +26,7 @@ static const char usage[] =
     "  --check-config FILE  validate FILE (with env and flags) and exit: 0 ok, 2 with the error\n"
     "  --spool DIR          spool directory (spool.dir)\n"
     "  --uplink URL         mqtt://IP:PORT/TOPIC, mqtts://..., http(s)://HOST:PORT/PATH (uplink.url)\n"
+    "  --mqtt-version V     MQTT uplink protocol: 3.1.1 (default) or 5 (uplink.mqtt_version)\n"
     "  --port N             health + ingest port, or IP:PORT (agent.port, default 8080)\n"
     "  --fsync POLICY       always, batch or none (spool.fsync)\n"
     "  --set SECTION.KEY=V  set any config key\n"
@@ -55,6 +56,8 @@ static int apply_flags(const opts *o, ea_config *c, char *err, size_t errlen)
             key = "spool.dir";
         else if (!strcmp(f, "--uplink"))
             key = "uplink.url";
+        else if (!strcmp(f, "--mqtt-version"))
+            key = "uplink.mqtt_version";
         else if (!strcmp(f, "--port"))
             key = "agent.port";
         else if (!strcmp(f, "--fsync"))
@@ -115,8 +118,8 @@ static int build_config(void *arg, ea_config *c, char *err, size_t errlen)
 /* Checks flag syntax: every flag known, values present. */
 static int check_usage(int argc, char **argv, opts *o, int *check_only)
 {
-    static const char *with_value[] = {"--config", "--check-config", "--spool", "--uplink", "--port",
-                                       "--fsync",  "--set",          "--log-level"};
+    static const char *with_value[] = {"--config", "--check-config", "--spool",     "--uplink", "--port",
+                                       "--fsync",  "--set",          "--log-level", "--mqtt-version"};
     static const char *plain[] = {"--allow-root", "--secure-memory", "--no-seccomp", "--no-remote-init"};
     for (int i = 1; i < argc; i++) {
         int known = 0;

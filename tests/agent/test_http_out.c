@@ -177,7 +177,7 @@ static driver *driver_new(ea_loop *l, int port, const char *path, size_t total, 
                             .gzip = gzip,
                             .backoff_min_ms = 50,
                             .backoff_max_ms = 200};
-    ea_output_events ev = {drv_acked, drv_state, NULL, d};
+    ea_output_events ev = {.acked = drv_acked, .state = drv_state, .arg = d};
     char err[256];
     d->out = ea_output_http.create(&cfg, l, &ev, err, sizeof err);
     if (!d->out) fail_msg("create: %s", err);

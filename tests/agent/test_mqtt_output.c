@@ -157,7 +157,7 @@ static void test_output_end_to_end(void **state)
     snprintf(url, sizeof url, "mqtt://127.0.0.1:%d/site/data", b.port);
     ea_output_config cfg = {
         .url = url, .client_id = "out-test", .control_topic = "site/control", .max_inflight = 32};
-    ea_output_events ev = {c_acked, c_state, c_control, c};
+    ea_output_events ev = {.acked = c_acked, .state = c_state, .control = c_control, .arg = c};
     char err[256];
     c->out = ea_output_mqtt.create(&cfg, l, &ev, err, sizeof err);
     if (!c->out) fail_msg("create: %s", err);

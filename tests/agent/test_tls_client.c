@@ -392,7 +392,7 @@ static void test_output_reports_tls_reason(void **state)
                             .backoff_min_ms = 5000,
                             .backoff_max_ms = 5000};
     out_state s = {0, ""};
-    ea_output_events ev = {NULL, o_state, NULL, &s};
+    ea_output_events ev = {.state = o_state, .arg = &s};
     char err[256];
     ea_output *o = ea_output_mqtt.create(&cfg, l, &ev, err, sizeof err);
     if (!o) fail_msg("create: %s", err);

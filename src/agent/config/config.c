@@ -19,7 +19,7 @@
 #include "config/yaml.h"
 #include "util/log.h"
 
-enum ktype { K_STR, K_INT, K_BOOL, K_SIZE, K_MS, K_FSYNC, K_FULL, K_LEVEL, K_KEY32, K_LIST, K_ROUTES, K_U32 };
+enum ktype { K_STR, K_INT, K_BOOL, K_SIZE, K_MS, K_FSYNC, K_FULL, K_LEVEL, K_KEY32, K_LIST, K_ROUTES, K_U32, K_MQTTV };
 
 typedef struct key_def {
     const char *section, *key;
@@ -56,6 +56,7 @@ static const key_def keys[] = {
     {"lineproto", "tcp_idle_ms", K_MS, O(lp_tcp_idle_ms), "300000", "close idle TCP connections after this"},
     {"mqtt_in", "url", K_STR, O(mqtt_in_url), "", "local broker for device topics, mqtt://IP:PORT (empty: off)"},
     {"mqtt_in", "topics", K_LIST, O(mqtt_in_topics), "", "topic filters to subscribe to (JSON payloads)"},
+    {"mqtt_in", "mqtt_version", K_MQTTV, O(mqtt_in_version), "3.1.1", "MQTT protocol to the local broker: 3.1.1 or 5"},
     {"uplink", "url", K_STR, O(uplink.url), "", "mqtt://IP:PORT/TOPIC, mqtts://, http://IP:PORT/PATH or https://"},
     {"uplink", "client_id", K_STR, O(uplink.client_id), "", "MQTT client id (default edgeagent-<device_id>)"},
     {"uplink", "ca_file", K_STR, O(uplink.ca_file), "", "CA bundle for server verification"},
@@ -68,6 +69,7 @@ static const key_def keys[] = {
     {"uplink", "control_topic", K_STR, O(uplink.control_topic), "", "desired-config topic (empty: none)"},
     {"uplink", "keepalive_s", K_INT, O(uplink.keepalive_s), "30", "MQTT keepalive"},
     {"uplink", "max_inflight", K_INT, O(uplink.max_inflight), "64", "unacknowledged records in flight"},
+    {"uplink", "mqtt_version", K_MQTTV, O(uplink.mqtt_version), "3.1.1", "MQTT protocol: 3.1.1 or 5 (--mqtt-version)"},
     {"uplink", "batch_max", K_INT, O(uplink.batch_max), "256", "HTTP: records per POST"},
     {"uplink", "gzip", K_BOOL, O(uplink.gzip), "true", "HTTP: gzip request bodies"},
     {"uplink", "backoff_min_ms", K_U32, O(uplink.backoff_min_ms), "500", "first reconnect delay"},
@@ -175,6 +177,14 @@ static int set_from_text(ea_config *c, const key_def *d, const char *v, const ch
         *(int *)base = p;
         return 0;
     }
+    case K_MQTTV:
+        if (!strcmp(v, "3.1.1"))
+            *(int *)base = 4;
+        else if (!strcmp(v, "5"))
+            *(int *)base = 5;
+        else
+            return *why = "expected 3.1.1 or 5 (the MQTT protocol version)", -1;
+        return 0;
     case K_LEVEL: {
         int p = ea_log_parse_level(v);
         if (p < 0)

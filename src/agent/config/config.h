@@ -35,6 +35,7 @@ typedef struct ea_config {
     /* mqtt subscriptions (southbound) */
     const char *mqtt_in_url;
     const ea_node *mqtt_in_topics; /* list of strings */
+    int mqtt_in_version;           /* 4 (3.1.1) or 5 */
     /* uplink */
     ea_output_config uplink;
     /* control */

@@ -85,6 +85,9 @@ static void render_metrics(const ea_metrics *m, const ea_spool_stats *sp, const 
            rejected_total(m, hs));
     metric(b, "records_filtered_total", "counter", "Records no route passed.", m->filtered);
     metric(b, "records_delivered_total", "counter", "Records acknowledged by the uplink.", m->delivered);
+    metric(b, "uplink_refused_total", "counter",
+           "Records the MQTT 5 broker refused (PUBACK reason >= 0x80, or over its Maximum Packet Size): dropped.",
+           m->uplink_refused);
     metric(b, "records_dropped_total", "counter", "Records lost: spool drop-oldest, refused when full, corrupt.",
            sp->dropped_oldest + sp->refused + sp->corrupt);
     metric(b, "spool_dropped_oldest_total", "counter", "Unacknowledged records deleted by drop-oldest.",

@@ -18,6 +18,7 @@ typedef struct ea_metrics {
     uint64_t filtered;        /* records no route passed */
     uint64_t refused_full;    /* records refused because the spool was full (refuse policy) */
     uint64_t delivered;       /* records acknowledged upstream */
+    uint64_t uplink_refused;  /* MQTT 5: records the broker refused (PUBACK >= 0x80, too large): dropped */
     uint64_t retries, reconnects;
     uint64_t config_applied, config_rejected;
     int64_t config_version;   /* applied remote version, -1 none */

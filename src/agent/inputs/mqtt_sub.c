@@ -89,7 +89,12 @@ ea_mqtt_sub *ea_mqtt_sub_new(struct ea_agent *a, const char *url, const ea_node 
     const ea_config *c = ea_agent_config(a);
     char id[160];
     snprintf(id, sizeof id, "edgeagent-in-%s", c->device_id ? c->device_id : "local");
-    ea_mqtt_client_config mc = {.host = u.host, .port = u.port, .tls = u.tls, .client_id = id, .clean_session = 0};
+    ea_mqtt_client_config mc = {.host = u.host,
+                                .port = u.port,
+                                .tls = u.tls,
+                                .client_id = id,
+                                .clean_session = 0,
+                                .version = c->mqtt_in_version};
     ea_mqtt_client_events ev = {.connected = on_connected, .disconnected = on_disconnected, .message = on_message,
                                 .arg = s};
     if (!(s->client = ea_mqtt_client_new(ea_agent_loop(a), &mc, &ev, err, errlen))) {

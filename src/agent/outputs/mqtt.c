@@ -2,7 +2,8 @@
  * outputs/mqtt.c: the MQTT northbound output (ea_output_mqtt) on top of proto/mqtt_client.
  *
  * Each record becomes one QoS 1 PUBLISH of its payload to the URL's topic; the PUBACK acks the
- * record's spool sequence number. The session is persistent (clean_session = 0, stable client id),
+ * record's spool sequence number (MQTT 5: a PUBACK reason >= 0x80 reports it through events.refused
+ * instead, see docs/DESIGN.md). The session is persistent (clean_session = 0, stable client id),
  * the last will is a retained "offline" on the status topic and a retained "online" is published
  * after every CONNACK. Messages on the control topic are handed to the core unverified (the core
  * calls control/verify before applying anything).
@@ -19,6 +20,7 @@
 #include "net/tcp.h"
 #include "outputs/output.h"
 #include "proto/mqtt_client.h"
+#include "proto/mqtt_codec.h"
 #include "util/log.h"
 
 #define TAG_STATUS UINT64_MAX /* publishes of our own (status documents): not a spool record */
@@ -50,6 +52,21 @@ static void on_disconnected(void *arg, const char *why)
 static void on_acked(void *arg, uint64_t tag)
 {
     ea_output *o = arg;
+    int reason = ea_mqtt_client_ack_reason(o->client);
+    if (reason >= 0x80) { /* MQTT 5: refused by the broker, never re-sent (docs/DESIGN.md) */
+        char why[200];
+        snprintf(why, sizeof why, "0x%02x %s", reason, ea_mqtt_reason_name(EA_MQTT_PUBACK, reason));
+        if (tag == TAG_STATUS) {
+            ea_log(EA_LOG_WARN, "uplink %s: status publish refused: %s", o->where, why);
+            return;
+        }
+        ea_log(EA_LOG_WARN, "uplink %s: record %llu refused by the broker (%s): dropped", o->where,
+               (unsigned long long)tag, why);
+        if (o->ev.refused) {
+            o->ev.refused(o->ev.arg, tag, why);
+            return;
+        }
+    }
     if (tag != TAG_STATUS && o->ev.acked) o->ev.acked(o->ev.arg, tag);
 }
 
@@ -103,7 +120,8 @@ static ea_output *mqtt_create(const ea_output_config *cfg, ea_loop *loop,
         snprintf(err, errlen, "uplink URL %s: no topic (mqtt://host:port/TOPIC)", cfg->url);
         goto fail;
     }
-    snprintf(o->where, sizeof o->where, "%s://%s:%u", o->url.scheme, o->url.host, o->url.port);
+    snprintf(o->where, sizeof o->where, "%s://%s:%u%s", o->url.scheme, o->url.host, o->url.port,
+             cfg->mqtt_version == 5 ? " (MQTT 5)" : "");
     o->topic = strdup(o->url.path);
     if (cfg->status_topic) {
         o->status_topic = strdup(cfg->status_topic);
@@ -136,6 +154,7 @@ static ea_output *mqtt_create(const ea_output_config *cfg, ea_loop *loop,
         .will_retain = 1,
         .will_qos = 1,
         .max_inflight = cfg->max_inflight,
+        .version = cfg->mqtt_version,
         .backoff_min_ms = cfg->backoff_min_ms,
         .backoff_max_ms = cfg->backoff_max_ms,
     };

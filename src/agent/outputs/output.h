@@ -26,6 +26,9 @@ typedef struct ea_record_ref {
 typedef struct ea_output_events {
     /* delivery of record seq confirmed upstream (PUBACK / HTTP 2xx); may be called for each seq in any order */
     void (*acked)(void *arg, uint64_t seq);
+    /* MQTT 5: the broker refused record seq for good (PUBACK reason >= 0x80, or bigger than its Maximum
+     * Packet Size): it is done with like an acked one but counted as dropped; NULL = treat as acked */
+    void (*refused)(void *arg, uint64_t seq, const char *why);
     /* uplink up/down, for health and logs */
     void (*state)(void *arg, int connected, const char *why);
     /* a message arrived on the control topic (MQTT) — raw bytes; the core verifies + applies */
@@ -42,6 +45,7 @@ typedef struct ea_output_config {
     const char *control_topic; /* subscribed desired-config topic; NULL = none */
     int keepalive_s;           /* 30 */
     int max_inflight;          /* 64 */
+    int mqtt_version;          /* mqtt: 4 (3.1.1, default) or 5 */
     int batch_max;             /* http: records per POST (256) */
     int gzip;                  /* http: gzip the body */
     uint32_t backoff_min_ms, backoff_max_ms; /* 500, 60000: capped exponential with jitter, retries unlimited */

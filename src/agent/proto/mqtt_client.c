@@ -1,5 +1,5 @@
 /*
- * proto/mqtt_client.c: the MQTT 3.1.1 client state machine (behaviour in mqtt_client.h).
+ * proto/mqtt_client.c: the MQTT 3.1.1 / 5.0 client state machine (behaviour in mqtt_client.h).
  *
  * States: IDLE (stopped) -> RESOLVING (DNS on the loop) -> TCP (connect in progress) -> TLS
  * (handshake) -> CONNACK (CONNECT sent) -> UP; any failure -> WAIT (backoff timer) -> TCP ... Each
@@ -9,6 +9,10 @@
  * Buffers: rx grows up to max_packet (+ header); tx is an append-only byte queue drained on
  * EPOLLOUT, so publishes made in one loop iteration leave in one write (one TLS record where they
  * fit). In-flight QoS 1 packets are kept encoded in their slot so a re-send is a copy with DUP set.
+ *
+ * A slot is "sent" once its PUBLISH went into tx on the current connection; at most `limit` (the
+ * window, or the broker's MQTT 5 Receive Maximum when smaller) are sent and unacknowledged at any
+ * time, the others wait in order and leave as PUBACKs free room (send_unsent).
  */
 #include "proto/mqtt_client.h"
 
@@ -28,11 +32,11 @@ enum { ST_IDLE, ST_WAIT, ST_RESOLVING, ST_TCP, ST_TLS, ST_CONNACK, ST_UP };
 #define TX_SOFT_CAP (1u << 20) /* QoS 0 publishes are refused beyond this much unsent data */
 
 typedef struct slot {
-    uint8_t *pkt;
+    uint8_t *pkt; /* NULL: refused locally (too large for the broker), reported by refuse_timer */
     size_t len;
     uint64_t tag, order;
     uint16_t id;
-    uint8_t used;
+    uint8_t used, sent, ever_sent;
 } slot;
 
 typedef struct sub {
@@ -57,7 +61,7 @@ struct ea_mqtt_client {
     size_t rx_len, rx_cap, tx_len, tx_off, tx_cap;
     size_t skip_left; /* bytes of a dropped oversized PUBLISH still to discard */
     slot *slots;
-    int n_slots, used_slots;
+    int n_slots, used_slots, n_sent;
     uint64_t next_order;
     uint16_t next_id;
     sub subs[EA_MQTT_MAX_TOPICS];
@@ -66,6 +70,12 @@ struct ea_mqtt_client {
     int ping_out, ever_connected;
     ea_mqtt_client_stats stats;
     char last_error[256];
+    int version;       /* EA_MQTT_V311 or EA_MQTT_V5 */
+    int ka_s;          /* keepalive in use: ours, or the broker's Server Keep Alive (MQTT 5) */
+    uint16_t recv_max; /* broker's Receive Maximum; 65535 when not given */
+    uint32_t srv_max_packet; /* broker's Maximum Packet Size; 0 = no limit given */
+    int ack_reason;          /* reason code of the PUBACK being reported (events.acked) */
+    int refuse_timer;        /* reports slots refused locally */
 };
 
 static void fail(ea_mqtt_client *c, const char *why);
@@ -106,9 +116,12 @@ static int tx_append(ea_mqtt_client *c, const uint8_t *p, size_t n)
     return 0;
 }
 
-/* Encodes pkt at the end of tx. */
-static int tx_packet(ea_mqtt_client *c, const ea_mqtt_packet *pkt)
+/* Encodes pkt (in the connection's protocol version) at the end of tx. */
+static int tx_packet(ea_mqtt_client *c, const ea_mqtt_packet *pkt_in)
 {
+    ea_mqtt_packet q = *pkt_in;
+    q.version = (uint8_t)c->version;
+    const ea_mqtt_packet *pkt = &q;
     size_t need = ea_mqtt_encode(pkt, NULL, 0);
     if (need == 0 || tx_reserve(c, need) < 0) return -1;
     ea_mqtt_encode(pkt, c->tx + c->tx_len, c->tx_cap - c->tx_len);
@@ -183,6 +196,9 @@ static void close_conn(ea_mqtt_client *c)
     c->tx_len = c->tx_off = 0;
     c->ping_out = 0;
     c->interest = 0;
+    for (int i = 0; c->slots && i < c->n_slots; i++)
+        c->slots[i].sent = 0;
+    c->n_sent = 0;
 }
 
 static void on_reconnect_timer(ea_loop *l, void *arg)
@@ -223,6 +239,20 @@ static void send_connect(ea_mqtt_client *c)
     k->client_id = ea_mqtt_cstr(c->cfg.client_id);
     k->clean_session = c->cfg.clean_session ? 1 : 0;
     k->keepalive_s = (uint16_t)c->cfg.keepalive_s;
+    c->ka_s = c->cfg.keepalive_s;
+    c->recv_max = 65535;
+    c->srv_max_packet = 0;
+    if (c->version == EA_MQTT_V5) {
+        /* Clean Start 0 alone keeps nothing in MQTT 5: the session lives as long as its expiry */
+        if (!c->cfg.clean_session) {
+            p.props.session_expiry = 0xFFFFFFFFu;
+            EA_MQTT_SET(p.props, EA_MQTT_P_SESSION_EXPIRY);
+        }
+        /* the broker must not send us more than we accept (spec 3.1.2.11.4) */
+        p.props.maximum_packet_size =
+            (uint32_t)(c->cfg.max_packet < 0xFFFFFFFFu ? c->cfg.max_packet : 0xFFFFFFFFu);
+        EA_MQTT_SET(p.props, EA_MQTT_P_MAXIMUM_PACKET_SIZE);
+    }
     if (c->cfg.will_topic) {
         k->has_will = 1;
         k->will_topic = ea_mqtt_cstr(c->cfg.will_topic);
@@ -313,24 +343,34 @@ static void release_slot(ea_mqtt_client *c, slot *s)
     free(s->pkt);
     s->pkt = NULL;
     s->used = 0;
+    if (s->sent) c->n_sent--;
+    s->sent = s->ever_sent = 0;
     c->used_slots--;
 }
 
-/* Re-sends every unacknowledged PUBLISH in its original order, DUP set (spec 4.4). */
-static void resend_inflight(ea_mqtt_client *c)
+/* QoS 1 PUBLISHes that may be unacknowledged at once: the window, or the broker's Receive Maximum
+ * (MQTT 5) when that is smaller. */
+static int send_limit(const ea_mqtt_client *c)
 {
-    uint64_t after = 0;
-    for (int k = 0; k < c->used_slots; k++) {
+    return c->n_slots < (int)c->recv_max ? c->n_slots : (int)c->recv_max;
+}
+
+/* Sends waiting PUBLISHes in their original order while the limit allows: after a reconnect every
+ * unacknowledged one again, DUP set (spec 4.4), before anything new. */
+static void send_unsent(ea_mqtt_client *c)
+{
+    while (c->n_sent < send_limit(c)) {
         slot *next = NULL;
         for (int i = 0; i < c->n_slots; i++)
-            if (c->slots[i].used && c->slots[i].order > after &&
+            if (c->slots[i].used && !c->slots[i].sent && c->slots[i].pkt &&
                 (!next || c->slots[i].order < next->order))
                 next = &c->slots[i];
         if (!next) break;
-        after = next->order;
-        next->pkt[0] |= 0x08;
+        if (next->ever_sent) next->pkt[0] |= 0x08;
         if (tx_append(c, next->pkt, next->len) < 0) return;
-        c->stats.resent++;
+        if (next->ever_sent) c->stats.resent++;
+        next->sent = next->ever_sent = 1;
+        c->n_sent++;
     }
 }
 
@@ -351,7 +391,7 @@ static void send_subscriptions(ea_mqtt_client *c)
 
 static uint64_t keepalive_ms(const ea_mqtt_client *c)
 {
-    return (uint64_t)c->cfg.keepalive_s * 1000u;
+    return (uint64_t)c->ka_s * 1000u;
 }
 
 static void on_keepalive(ea_loop *l, void *arg)
@@ -362,7 +402,7 @@ static void on_keepalive(ea_loop *l, void *arg)
     uint64_t now = ea_loop_now_ms(l), ka = keepalive_ms(c);
     if (c->ping_out && now - c->ping_sent >= ka) {
         char why[96];
-        snprintf(why, sizeof why, "keepalive: no PINGRESP within %d s", c->cfg.keepalive_s);
+        snprintf(why, sizeof why, "keepalive: no PINGRESP within %d s", c->ka_s);
         fail(c, why);
         return;
     }
@@ -388,13 +428,50 @@ static const char *connack_reason(int rc)
     return rc >= 0 && rc <= 5 ? r[rc] : "unknown";
 }
 
+/* MQTT 5 "0x87 Not authorized (reason string)" */
+static void reason_text(char *out, size_t n, int type, int code, const ea_mqtt_props *pr)
+{
+    int rs = EA_MQTT_HAS(*pr, EA_MQTT_P_REASON_STRING);
+    snprintf(out, n, "0x%02x %s%s%.*s%s", code, ea_mqtt_reason_name(type, code), rs ? " (" : "",
+             rs ? (int)(pr->reason_string.len > 120 ? 120 : pr->reason_string.len) : 0,
+             rs ? (const char *)pr->reason_string.p : "", rs ? ")" : "");
+}
+
+/* MQTT 5 CONNACK properties: limits the broker sets for this connection. */
+static int apply_connack_props(ea_mqtt_client *c, const ea_mqtt_props *pr)
+{
+    if (EA_MQTT_HAS(*pr, EA_MQTT_P_RECEIVE_MAXIMUM)) c->recv_max = pr->receive_maximum;
+    if (EA_MQTT_HAS(*pr, EA_MQTT_P_MAXIMUM_PACKET_SIZE))
+        c->srv_max_packet = pr->maximum_packet_size;
+    if (EA_MQTT_HAS(*pr, EA_MQTT_P_SERVER_KEEPALIVE)) c->ka_s = pr->server_keepalive;
+    if (EA_MQTT_HAS(*pr, EA_MQTT_P_ASSIGNED_CLIENT_ID)) { /* resume this session next time */
+        char *id = strndup((const char *)pr->assigned_client_id.p, pr->assigned_client_id.len);
+        if (!id) return -1;
+        free((char *)c->cfg.client_id);
+        c->cfg.client_id = id;
+    }
+    c->stats.server_receive_maximum =
+        EA_MQTT_HAS(*pr, EA_MQTT_P_RECEIVE_MAXIMUM) ? pr->receive_maximum : 0;
+    c->stats.server_maximum_packet = c->srv_max_packet;
+    return 0;
+}
+
 static void on_connack(ea_mqtt_client *c, const ea_mqtt_packet *p)
 {
+    char why[320];
     if (p->u.connack.return_code != 0) {
-        char why[160];
+        char r[200];
+        if (c->version == EA_MQTT_V5)
+            reason_text(r, sizeof r, EA_MQTT_CONNACK, p->u.connack.return_code, &p->props);
+        else
+            snprintf(r, sizeof r, "%s", connack_reason(p->u.connack.return_code));
         snprintf(why, sizeof why, "%s:%u: broker refused the connection: %s", c->cfg.host,
-                 c->cfg.port, connack_reason(p->u.connack.return_code));
+                 c->cfg.port, r);
         fail(c, why);
+        return;
+    }
+    if (c->version == EA_MQTT_V5 && apply_connack_props(c, &p->props) < 0) {
+        fail(c, "out of memory");
         return;
     }
     cancel_timer(c, &c->conn_timer);
@@ -404,22 +481,56 @@ static void on_connack(ea_mqtt_client *c, const ea_mqtt_packet *p)
     c->ever_connected = 1;
     c->last_error[0] = '\0';
     c->last_tx = c->last_rx = ea_loop_now_ms(c->loop);
-    c->ka_timer =
-        ea_loop_timer(c->loop, keepalive_ms(c) / 4 ? keepalive_ms(c) / 4 : 1, on_keepalive, c);
+    /* a Server Keep Alive of 0 switches keepalive off (MQTT 5 3.2.2.3.14) */
+    if (c->ka_s > 0)
+        c->ka_timer =
+            ea_loop_timer(c->loop, keepalive_ms(c) / 4 ? keepalive_ms(c) / 4 : 1, on_keepalive, c);
     send_subscriptions(c);
-    resend_inflight(c);
+    send_unsent(c);
     want_write(c);
     if (c->ev.connected) c->ev.connected(c->ev.arg, p->u.connack.session_present);
 }
 
-static void on_puback(ea_mqtt_client *c, uint16_t id)
+/* MQTT 5: a reason code >= 0x80 means the broker refused the message. It is reported like a
+ * delivery (ack_reason tells the caller) and not re-sent: the refusal is the broker's answer to
+ * this message, and re-sending it would only repeat it while blocking the records behind it. */
+static void on_puback(ea_mqtt_client *c, const ea_mqtt_packet *p)
 {
-    slot *s = slot_by_id(c, id);
-    if (!s) return; /* a late PUBACK for a packet already acknowledged */
+    slot *s = slot_by_id(c, p->u.packet_id);
+    if (!s || !s->sent) return; /* a late PUBACK for a packet already acknowledged */
     uint64_t tag = s->tag;
     release_slot(c, s);
-    c->stats.acked++;
+    if (p->reason >= 0x80) {
+        char r[200];
+        reason_text(r, sizeof r, EA_MQTT_PUBACK, p->reason, &p->props);
+        snprintf(c->last_error, sizeof c->last_error, "broker refused PUBLISH %u: %s",
+                 p->u.packet_id, r);
+        c->stats.refused++;
+    } else {
+        c->stats.acked++;
+    }
+    send_unsent(c);
+    want_write(c);
+    c->ack_reason = p->reason;
     if (c->ev.acked) c->ev.acked(c->ev.arg, tag);
+    c->ack_reason = 0;
+}
+
+/* Reports QoS 1 publishes refused before sending (bigger than the broker's Maximum Packet Size). */
+static void on_refuse_timer(ea_loop *l, void *arg)
+{
+    (void)l;
+    ea_mqtt_client *c = arg;
+    c->refuse_timer = 0;
+    for (int i = 0; i < c->n_slots; i++) {
+        slot *s = &c->slots[i];
+        if (!s->used || s->pkt) continue;
+        uint64_t tag = s->tag;
+        release_slot(c, s);
+        c->ack_reason = 0x95; /* Packet too large */
+        if (c->ev.acked) c->ev.acked(c->ev.arg, tag);
+        c->ack_reason = 0;
+    }
 }
 
 static void on_publish(ea_mqtt_client *c, const ea_mqtt_publish *pub)
@@ -436,19 +547,25 @@ static void on_publish(ea_mqtt_client *c, const ea_mqtt_publish *pub)
     }
 }
 
-static void on_suback(ea_mqtt_client *c, const ea_mqtt_subscribe *s)
+static void on_suback(ea_mqtt_client *c, const ea_mqtt_packet *p)
 {
+    const ea_mqtt_subscribe *s = &p->u.subscribe;
     for (size_t i = 0; i < s->count; i++)
-        if (s->qos[i] == 0x80)
+        if (s->qos[i] >= 0x80) {
+            char r[200] = "";
+            if (c->version == EA_MQTT_V5)
+                reason_text(r, sizeof r, EA_MQTT_SUBACK, s->qos[i], &p->props);
             snprintf(c->last_error, sizeof c->last_error,
-                     "broker refused subscription %zu of packet %u", i, s->packet_id);
+                     "broker refused subscription %zu of packet %u%s%s", i, s->packet_id,
+                     r[0] ? ": " : "", r);
+        }
 }
 
 /* Returns 0, or -1 when the connection was closed (by a failure or a callback). */
 static int handle_packet(ea_mqtt_client *c, const ea_mqtt_packet *p)
 {
     unsigned gen = c->gen;
-    char why[96];
+    char why[320];
     if (c->state == ST_CONNACK && p->type != EA_MQTT_CONNACK) {
         snprintf(why, sizeof why, "broker sent %s before CONNACK", ea_mqtt_type_name(p->type));
         fail(c, why);
@@ -463,18 +580,29 @@ static int handle_packet(ea_mqtt_client *c, const ea_mqtt_packet *p)
         on_connack(c, p);
         break;
     case EA_MQTT_PUBACK:
-        on_puback(c, p->u.packet_id);
+        on_puback(c, p);
         break;
     case EA_MQTT_PUBLISH:
         if (p->u.publish.qos == 2) {
             fail(c, "broker sent a QoS 2 PUBLISH (subscriptions ask for QoS 1 at most)");
             return -1;
         }
+        if (EA_MQTT_HAS(p->props, EA_MQTT_P_TOPIC_ALIAS)) {
+            fail(c, "broker sent a Topic Alias although our Topic Alias Maximum is 0");
+            return -1;
+        }
         on_publish(c, &p->u.publish);
         break;
     case EA_MQTT_SUBACK:
-        on_suback(c, &p->u.subscribe);
+        on_suback(c, p);
         break;
+    case EA_MQTT_DISCONNECT: { /* MQTT 5: the broker says why it closes */
+        char r[200];
+        reason_text(r, sizeof r, EA_MQTT_DISCONNECT, p->reason, &p->props);
+        snprintf(why, sizeof why, "%s:%u: broker disconnected: %s", c->cfg.host, c->cfg.port, r);
+        fail(c, why);
+        return -1;
+    }
     case EA_MQTT_PINGRESP:
         c->ping_out = 0;
         break;
@@ -553,7 +681,15 @@ static int process_rx(ea_mqtt_client *c)
         }
         if (n == 0) break;
         ea_mqtt_packet p;
-        if (ea_mqtt_decode(c->rx + off, (size_t)n, &p, err, sizeof err) < 0) {
+        if (ea_mqtt_decode_v(c->rx + off, (size_t)n, c->version, &p, err, sizeof err) < 0) {
+            const uint8_t *b = c->rx + off;
+            /* a 3.1.1 broker answers a level-5 CONNECT with a 3.1.1 CONNACK, code 1 */
+            if (c->version == EA_MQTT_V5 && c->state == ST_CONNACK && n == 4 && b[0] == 0x20 &&
+                b[1] == 2 && b[3] == 1)
+                snprintf(err, sizeof err,
+                         "%s:%u: the broker does not speak MQTT 5 (3.1.1 CONNACK: unacceptable "
+                         "protocol version); use mqtt_version 3.1.1",
+                         c->cfg.host, c->cfg.port);
             fail(c, err);
             return -1;
         }
@@ -701,6 +837,15 @@ ea_mqtt_client *ea_mqtt_client_new(ea_loop *loop, const ea_mqtt_client_config *c
     if (c->cfg.connect_timeout_ms == 0) c->cfg.connect_timeout_ms = 10000;
     if (c->cfg.max_packet == 0) c->cfg.max_packet = 512 * 1024;
     if (c->cfg.will_qos < 0 || c->cfg.will_qos > 1) c->cfg.will_qos = 1;
+    if (c->cfg.version != 0 && c->cfg.version != EA_MQTT_V311 && c->cfg.version != EA_MQTT_V5) {
+        snprintf(err, errlen, "MQTT client: protocol version %d (expected 4 for 3.1.1, or 5)",
+                 c->cfg.version);
+        ea_mqtt_client_free(c);
+        return NULL;
+    }
+    c->version = c->cfg.version == EA_MQTT_V5 ? EA_MQTT_V5 : EA_MQTT_V311;
+    c->ka_s = c->cfg.keepalive_s;
+    c->recv_max = 65535;
     if (ev) c->ev = *ev;
     ea_backoff_init(&c->bo, cfg->backoff_min_ms ? cfg->backoff_min_ms : 500,
                     cfg->backoff_max_ms ? cfg->backoff_max_ms : 60000, 0);
@@ -739,7 +884,7 @@ int ea_mqtt_client_subscribe(ea_mqtt_client *c, const char *filter, int qos)
     c->subs[c->n_subs].qos = qos;
     c->n_subs++;
     if (c->state == ST_UP) {
-        ea_mqtt_packet p = {.type = EA_MQTT_SUBSCRIBE};
+        ea_mqtt_packet p = {.type = EA_MQTT_SUBSCRIBE, .version = (uint8_t)c->version};
         p.u.subscribe.packet_id = next_packet_id(c);
         p.u.subscribe.count = 1;
         p.u.subscribe.topics[0] = f;
@@ -761,7 +906,7 @@ int ea_mqtt_client_publish(ea_mqtt_client *c, const char *topic, const void *pay
                            int qos, int retain, uint64_t tag)
 {
     if (c->state != ST_UP || qos < 0 || qos > 1) return 0;
-    ea_mqtt_packet p = {.type = EA_MQTT_PUBLISH};
+    ea_mqtt_packet p = {.type = EA_MQTT_PUBLISH, .version = (uint8_t)c->version};
     p.u.publish.topic = ea_mqtt_cstr(topic);
     p.u.publish.payload.p = payload;
     p.u.publish.payload.len = len;
@@ -769,20 +914,29 @@ int ea_mqtt_client_publish(ea_mqtt_client *c, const char *topic, const void *pay
     p.u.publish.retain = retain ? 1 : 0;
     if (qos == 0) {
         size_t need = ea_mqtt_encode(&p, NULL, 0);
-        if (need == 0 || c->tx_len - c->tx_off + need > TX_SOFT_CAP || tx_packet(c, &p) < 0)
+        if (need == 0 || c->tx_len - c->tx_off + need > TX_SOFT_CAP ||
+            (c->srv_max_packet && need > c->srv_max_packet) || tx_packet(c, &p) < 0)
             return 0;
     } else {
-        slot *s = c->used_slots < c->n_slots ? free_slot(c) : NULL;
+        slot *s = c->used_slots < send_limit(c) ? free_slot(c) : NULL;
         if (!s) return 0;
         p.u.publish.packet_id = next_packet_id(c);
         size_t need = ea_mqtt_encode(&p, NULL, 0);
+        if (need && c->srv_max_packet && need > c->srv_max_packet) {
+            /* never sendable to this broker: refused now, reported from the loop (not from
+             * inside the caller's publish) as a PUBACK with 0x95 Packet too large */
+            snprintf(c->last_error, sizeof c->last_error,
+                     "a %zu-byte PUBLISH exceeds the broker's Maximum Packet Size %u: dropped",
+                     need, c->srv_max_packet);
+            c->stats.too_large++;
+            *s = (slot){.tag = tag, .order = ++c->next_order, .used = 1};
+            c->used_slots++;
+            if (!c->refuse_timer) c->refuse_timer = ea_loop_timer(c->loop, 0, on_refuse_timer, c);
+            return 1;
+        }
         uint8_t *pkt = need ? malloc(need) : NULL;
         if (!pkt) return 0;
         ea_mqtt_encode(&p, pkt, need);
-        if (tx_append(c, pkt, need) < 0) {
-            free(pkt);
-            return 0;
-        }
         *s = (slot){.pkt = pkt,
                     .len = need,
                     .tag = tag,
@@ -790,6 +944,7 @@ int ea_mqtt_client_publish(ea_mqtt_client *c, const char *topic, const void *pay
                     .id = p.u.publish.packet_id,
                     .used = 1};
         c->used_slots++;
+        send_unsent(c);
     }
     c->stats.published++;
     want_write(c);
@@ -803,7 +958,18 @@ int ea_mqtt_client_connected(const ea_mqtt_client *c)
 
 int ea_mqtt_client_window_free(const ea_mqtt_client *c)
 {
-    return c->n_slots - c->used_slots;
+    int f = send_limit(c) - c->used_slots;
+    return f > 0 ? f : 0;
+}
+
+int ea_mqtt_client_ack_reason(const ea_mqtt_client *c)
+{
+    return c->ack_reason;
+}
+
+int ea_mqtt_client_version(const ea_mqtt_client *c)
+{
+    return c->version;
 }
 
 int ea_mqtt_client_has_tag(const ea_mqtt_client *c, uint64_t tag)
@@ -816,6 +982,7 @@ int ea_mqtt_client_has_tag(const ea_mqtt_client *c, uint64_t tag)
 void ea_mqtt_client_stats_get(const ea_mqtt_client *c, ea_mqtt_client_stats *out)
 {
     *out = c->stats;
+    out->keepalive_s = c->ka_s;
 }
 
 const char *ea_mqtt_client_last_error(const ea_mqtt_client *c)
@@ -843,6 +1010,7 @@ void ea_mqtt_client_free(ea_mqtt_client *c)
 {
     if (!c) return;
     close_conn(c);
+    cancel_timer(c, &c->refuse_timer);
     for (int i = 0; c->slots && i < c->n_slots; i++)
         free(c->slots[i].pkt);
     free(c->slots);

@@ -1,6 +1,6 @@
 /*
- * proto/mqtt_client.h: a non-blocking MQTT 3.1.1 client on the agent's event loop. Used by the
- * northbound output (outputs/mqtt.c: QoS 1 publishes, LWT, control topic) and by the southbound
+ * proto/mqtt_client.h: a non-blocking MQTT 3.1.1 / 5.0 client on the agent's event loop. Used by
+ * the northbound output (outputs/mqtt.c: QoS 1 publishes, LWT, control topic) and by the southbound
  * device-topic input (inputs/mqtt_sub.c: subscriptions).
  *
  * Behaviour:
@@ -16,6 +16,16 @@
  *  - Subscriptions registered with ea_mqtt_client_subscribe() are (re)sent after each CONNACK;
  *    incoming QoS 1 messages are PUBACKed after the message callback returns.
  *  - Keepalive: PINGREQ when idle for half the keepalive; no PINGRESP within a keepalive = dead.
+ *  - MQTT 5 (version = 5): CONNECT carries Session Expiry Interval 0xFFFFFFFF when clean_session
+ *    is 0 (Clean Start 0: the session never expires) and Maximum Packet Size = max_packet; the
+ *    CONNACK's Receive Maximum caps the window (never more QoS 1 in flight than the broker
+ *    allows), its Maximum Packet Size makes publish refuse a bigger record (QoS 1: it is reported
+ *    through events.acked with ack_reason 0x95 and counted in stats.too_large; it is never sent),
+ *    its Server Keep Alive replaces keepalive_s and an Assigned Client Identifier is used for
+ *    the following reconnects. A PUBACK reason code >= 0x80 (the broker refused the message) is
+ *    reported through events.acked with ack_reason set and counted in stats.refused: it is not
+ *    re-sent (see docs/DESIGN.md "MQTT 5"). A DISCONNECT from the broker is a failure whose
+ *    reason names the reason code and the Reason String.
  *
  * Invariants: memory is bounded by max_inflight x the largest packet plus the transmit buffer cap;
  * callbacks may call publish; none may free the client.
@@ -46,6 +56,7 @@ typedef struct ea_mqtt_client_config {
     uint32_t connect_timeout_ms;             /* 0 = 10000: TCP + TLS + CONNACK */
     size_t max_packet;                       /* largest incoming packet; 0 = 512 KiB */
     const char *hosts_path, *resolv_path;    /* resolver files (tests); NULL = /etc/... */
+    int version;                             /* 0 or 4 = MQTT 3.1.1, 5 = MQTT 5.0 */
 } ea_mqtt_client_config;
 
 typedef struct ea_mqtt_client_events {
@@ -65,6 +76,10 @@ typedef struct ea_mqtt_client_stats {
     uint64_t published, acked, received;
     uint64_t oversized;   /* incoming PUBLISH over max_packet: dropped (PUBACKed), not fatal */
     uint64_t tls_resumed; /* TLS handshakes that resumed the previous session */
+    uint64_t refused;     /* MQTT 5: PUBACK reason code >= 0x80 (not re-sent) */
+    uint64_t too_large;   /* MQTT 5: QoS 1 publishes over the broker's Maximum Packet Size */
+    uint32_t server_receive_maximum, server_maximum_packet; /* last CONNACK; 0 = none given */
+    int keepalive_s; /* in use: ours, or the broker's Server Keep Alive (MQTT 5) */
 } ea_mqtt_client_stats;
 
 /* Copies cfg's strings. Does not connect yet. */
@@ -74,13 +89,20 @@ ea_mqtt_client *ea_mqtt_client_new(ea_loop *loop, const ea_mqtt_client_config *c
 void ea_mqtt_client_start(ea_mqtt_client *c);
 /* Remembers a subscription (sent now if connected, and after every reconnect). qos 0 or 1. */
 int ea_mqtt_client_subscribe(ea_mqtt_client *c, const char *filter, int qos);
-/* qos 1: returns 1 when queued in the window, 0 when not connected or the window is full.
+/* qos 1: returns 1 when queued in the window, 0 when not connected or the window is full (in
+ * MQTT 5 the window is also capped by the broker's Receive Maximum).
  * qos 0: returns 1 when queued, 0 when not connected or the transmit buffer is full. */
 int ea_mqtt_client_publish(ea_mqtt_client *c, const char *topic, const void *payload, size_t len,
                            int qos, int retain, uint64_t tag);
 int ea_mqtt_client_connected(const ea_mqtt_client *c);
 int ea_mqtt_client_window_free(const ea_mqtt_client *c);
 int ea_mqtt_client_has_tag(const ea_mqtt_client *c, uint64_t tag); /* tag in the in-flight window */
+/* Inside events.acked: the PUBACK reason code (0 in 3.1.1; MQTT 5: 0x00 or 0x10 delivered, >= 0x80
+ * refused by the broker, 0x95 also when the record exceeded the broker's Maximum Packet Size and
+ * was never sent). */
+int ea_mqtt_client_ack_reason(const ea_mqtt_client *c);
+/* Protocol level in use (4 or 5). */
+int ea_mqtt_client_version(const ea_mqtt_client *c);
 void ea_mqtt_client_stats_get(const ea_mqtt_client *c, ea_mqtt_client_stats *out);
 const char *ea_mqtt_client_last_error(const ea_mqtt_client *c);
 /* Closes the socket without DISCONNECT (broker publishes the will) and stops reconnecting;

@@ -1,0 +1,782 @@
+/*
+ * test_mqtt5.c: the client speaking MQTT 5 to a REAL mosquitto broker started by the test
+ * (mosquitto 2.0 speaks 5.0): QoS 1 publishes arriving at mosquitto_sub -V mqttv5, the persistent
+ * session (Session Expiry) across a reconnect, re-send with DUP, the last will on an unclean drop,
+ * and the limits a broker sets in its CONNACK (Receive Maximum from max_inflight_messages, Maximum
+ * Packet Size from max_packet_size, Server Keep Alive from max_keepalive), PUBACK reason codes
+ * (ACL refusal 0x87 is not retried, "no matching subscribers" 0x10 is a delivery), DISCONNECT and
+ * CONNACK reasons, and the agent itself with uplink and MQTT input both on MQTT 5.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "agent.h"
+#include "config/config.h"
+#include "proto/mqtt_client.h"
+#include "proto/mqtt_codec.h"
+#include "test_mqtt_broker.h"
+
+typedef struct peer {
+    ea_mqtt_client *c;
+    int connects, disconnects, session_present;
+    uint64_t acked, received, received_distinct, published;
+    uint64_t refused_tags, max_unacked;
+    int last_ack_reason;
+    unsigned char seen[4096]; /* by message index */
+    char last_payload[64];
+    int last_retain;
+    char last_why[256];
+} peer;
+
+static void peer_connected(void *arg, int session_present)
+{
+    peer *p = arg;
+    p->connects++;
+    p->session_present = session_present;
+}
+
+static void peer_disconnected(void *arg, const char *why)
+{
+    peer *p = arg;
+    p->disconnects++;
+    snprintf(p->last_why, sizeof p->last_why, "%s", why);
+}
+
+static void peer_acked(void *arg, uint64_t tag)
+{
+    (void)tag;
+    peer *p = arg;
+    p->last_ack_reason = ea_mqtt_client_ack_reason(p->c);
+    if (p->last_ack_reason >= 0x80)
+        p->refused_tags++;
+    else
+        p->acked++;
+}
+
+static void peer_message(void *arg, const char *topic, size_t topic_len, const void *payload,
+                         size_t len, int qos, int retain)
+{
+    (void)topic;
+    (void)topic_len;
+    (void)qos;
+    peer *p = arg;
+    p->received++;
+    p->last_retain = retain;
+    snprintf(p->last_payload, sizeof p->last_payload, "%.*s", (int)len, (const char *)payload);
+    unsigned idx;
+    if (sscanf(p->last_payload, "m-%u", &idx) == 1 && idx < sizeof p->seen && !p->seen[idx]) {
+        p->seen[idx] = 1;
+        p->received_distinct++;
+    }
+}
+
+static ea_mqtt_client *peer_new_cfg(ea_loop *l, peer *p, ea_mqtt_client_config *cfg)
+{
+    memset(p, 0, sizeof *p);
+    ea_mqtt_client_events ev = {peer_connected, peer_disconnected, peer_acked, peer_message, p};
+    char err[256];
+    p->c = ea_mqtt_client_new(l, cfg, &ev, err, sizeof err);
+    if (!p->c) fail_msg("client: %s", err);
+    return p->c;
+}
+
+static ea_mqtt_client *peer_new(ea_loop *l, peer *p, int port, const char *id, int clean,
+                                const char *will_topic)
+{
+    ea_mqtt_client_config cfg = {
+        .host = "127.0.0.1",
+        .port = (uint16_t)port,
+        .client_id = id,
+        .clean_session = clean,
+        .keepalive_s = 30,
+        .will_topic = will_topic,
+        .will_payload = "offline",
+        .will_retain = 1,
+        .will_qos = 1,
+        .max_inflight = 64,
+        .backoff_min_ms = 50,
+        .backoff_max_ms = 400,
+        .version = 5,
+    };
+    return peer_new_cfg(l, p, &cfg);
+}
+
+static int is_connected(void *arg)
+{
+    return ea_mqtt_client_connected(((peer *)arg)->c);
+}
+
+static void peer_connect(ea_loop *l, peer *p)
+{
+    ea_mqtt_client_start(p->c);
+    if (!test_run_until(l, is_connected, p, 5000)) fail_msg("not connected: %s", p->last_why);
+    test_run_until(l, NULL, NULL, 100); /* SUBACK in */
+}
+
+static void publish_n(peer *p, const char *topic, unsigned from, unsigned n)
+{
+    char msg[32];
+    for (unsigned i = from; i < from + n; i++) {
+        int len = snprintf(msg, sizeof msg, "m-%06u", i);
+        assert_int_equal(ea_mqtt_client_publish(p->c, topic, msg, (size_t)len, 1, 0, i), 1);
+        p->published++;
+    }
+}
+
+/* Publishes m-<i> for i < total as the window allows, tracking the most unacknowledged at once. */
+typedef struct pump {
+    peer *pub;
+    const char *topic;
+    unsigned next, total;
+    peer *sub; /* NULL: only acks are awaited */
+} pump;
+
+static void pump_idle(ea_loop *l, void *arg)
+{
+    (void)l;
+    pump *pm = arg;
+    char msg[32];
+    while (pm->next < pm->total) {
+        int n = snprintf(msg, sizeof msg, "m-%06u", pm->next);
+        if (!ea_mqtt_client_publish(pm->pub->c, pm->topic, msg, (size_t)n, 1, 0, pm->next)) break;
+        pm->next++;
+        pm->pub->published++;
+        uint64_t unacked = pm->pub->published - pm->pub->acked - pm->pub->refused_tags;
+        if (unacked > pm->pub->max_unacked) pm->pub->max_unacked = unacked;
+    }
+}
+
+static int pump_done(void *arg)
+{
+    pump *pm = arg;
+    return pm->pub->acked + pm->pub->refused_tags >= pm->total &&
+           (!pm->sub || pm->sub->received_distinct >= pm->total);
+}
+
+static void run_pump(ea_loop *l, pump *pm)
+{
+    ea_loop_set_idle(l, pump_idle, pm);
+    int ok = test_run_until(l, pump_done, pm, 60000);
+    ea_loop_set_idle(l, NULL, NULL);
+    if (!ok)
+        fail_msg("acked %llu of %u, received %llu; last: %s", (unsigned long long)pm->pub->acked,
+                 pm->total, pm->sub ? (unsigned long long)pm->sub->received_distinct : 0ull,
+                 pm->pub->last_why);
+}
+
+/* Runs a shell command, returns its stdout (first outlen-1 bytes) and exit status. */
+static int run_cmd(const char *cmd, char *out, size_t outlen)
+{
+    FILE *f = popen(cmd, "r");
+    assert_non_null(f);
+    size_t n = fread(out, 1, outlen - 1, f);
+    out[n] = '\0';
+    int st = pclose(f);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static int broker_log_has(const test_broker *b, const char *what)
+{
+    char path[128], buf[65536];
+    snprintf(path, sizeof path, "%s/mosquitto.log", b->dir);
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return strstr(buf, what) != NULL;
+}
+
+/* ------------------------------------------------------------------ tests */
+
+/* QoS 1 publishes over MQTT 5 reach a mosquitto_sub speaking MQTT 5. Its persistent session is
+ * made first (-E: subscribe and exit), so nothing depends on when it would have subscribed. */
+static void test_v5_publish_qos1_reaches_mosquitto_sub(void **state)
+{
+    (void)state;
+    enum { N = 1000 };
+    test_broker b = {0};
+    assert_int_equal(test_broker_start(&b, NULL), 0);
+    char cmd[512], out[65536];
+    snprintf(cmd, sizeof cmd,
+             "mosquitto_sub -V mqttv5 -h 127.0.0.1 -p %d -i v5-watch -c -x 600 -q 1 -t t/v5 -E",
+             b.port);
+    assert_int_equal(run_cmd(cmd, out, sizeof out), 0);
+
+    ea_loop *l = ea_loop_new();
+    peer pub;
+    peer_new(l, &pub, b.port, "t-v5pub", 0, NULL);
+    assert_int_equal(ea_mqtt_client_version(pub.c), 5);
+    peer_connect(l, &pub);
+    assert_true(broker_log_has(&b, "as t-v5pub (p5, c0, k30)")); /* MQTT 5, Clean Start 0 */
+    pump pm = {&pub, "t/v5", 0, N, NULL};
+    run_pump(l, &pm);
+    assert_int_equal(pub.acked, N);
+    assert_int_equal(pub.disconnects, 0);
+
+    snprintf(cmd, sizeof cmd,
+             "mosquitto_sub -V mqttv5 -h 127.0.0.1 -p %d -i v5-watch -c -x 600 -q 1 -t t/v5 "
+             "-C %d -W 30",
+             b.port, N);
+    assert_int_equal(run_cmd(cmd, out, sizeof out), 0);
+    unsigned char seen[N] = {0};
+    unsigned distinct = 0, idx;
+    for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n"))
+        if (sscanf(line, "m-%u", &idx) == 1 && idx < N && !seen[idx]) {
+            seen[idx] = 1;
+            distinct++;
+        }
+    assert_int_equal(distinct, N);
+
+    ea_mqtt_client_free(pub.c);
+    ea_loop_free(l);
+    test_broker_stop(&b);
+}
+
+static int received_100(void *arg)
+{
+    return ((peer *)arg)->received_distinct >= 100;
+}
+
+/* MQTT 5 keeps a session only as long as its Session Expiry Interval: the client asks for one
+ * that does not expire, so messages published while it is away wait for it. */
+static void test_v5_persistent_session_across_reconnect(void **state)
+{
+    (void)state;
+    test_broker b = {0};
+    assert_int_equal(test_broker_start(&b, NULL), 0);
+    ea_loop *l = ea_loop_new();
+    peer sub, pub;
+    peer_new(l, &sub, b.port, "t-v5sub", 0, NULL);
+    ea_mqtt_client_subscribe(sub.c, "t/q", 1);
+    peer_connect(l, &sub);
+    assert_int_equal(sub.session_present, 0);
+    ea_mqtt_client_abort(sub.c); /* away */
+
+    peer_new(l, &pub, b.port, "t-v5pub2", 1, NULL);
+    peer_connect(l, &pub);
+    pump pm = {&pub, "t/q", 0, 100, NULL};
+    run_pump(l, &pm);
+
+    ea_mqtt_client_start(sub.c);
+    assert_true(test_run_until(l, received_100, &sub, 10000));
+    assert_int_equal(sub.session_present, 1);
+    assert_int_equal(sub.received_distinct, 100);
+
+    ea_mqtt_client_free(pub.c);
+    ea_mqtt_client_free(sub.c);
+    ea_loop_free(l);
+    test_broker_stop(&b);
+}
+
+static int all_acked_64(void *arg)
+{
+    return ((peer *)arg)->acked >= 64;
+}
+
+static void test_v5_unacked_resent_with_dup_after_reconnect(void **state)
+{
+    (void)state;
+    test_broker b = {0};
+    assert_int_equal(test_broker_start(&b, NULL), 0);
+    ea_loop *l = ea_loop_new();
+    peer sub, pub;
+    peer_new(l, &sub, b.port, "t-v5sub3", 1, NULL);
+    ea_mqtt_client_subscribe(sub.c, "t/data", 1);
+    peer_connect(l, &sub);
+    peer_new(l, &pub, b.port, "t-v5pub3", 0, NULL);
+    peer_connect(l, &pub);
+    ea_mqtt_client_stats st;
+    ea_mqtt_client_stats_get(pub.c, &st);
+    int window = ea_mqtt_client_window_free(pub.c);
+    assert_true(window >= 1 && window <= 64);
+
+    publish_n(&pub, "t/data", 0, (unsigned)window); /* queued, not yet written */
+    ea_mqtt_client_abort(pub.c);                    /* connection lost before any PUBACK */
+    assert_int_equal(ea_mqtt_client_window_free(pub.c), 0);
+    ea_mqtt_client_start(pub.c);
+    assert_true(test_run_until(l, all_acked_64, &pub, 10000) || pub.acked == (uint64_t)window);
+    test_run_until(l, NULL, NULL, 200);
+    ea_mqtt_client_stats_get(pub.c, &st);
+    assert_int_equal(pub.acked, window);
+    assert_int_equal(st.resent, window);
+    assert_int_equal(st.reconnects, 1);
+    for (int i = 0; i < window; i++)
+        assert_int_equal(sub.seen[i], 1);
+
+    ea_mqtt_client_free(pub.c);
+    ea_mqtt_client_free(sub.c);
+    ea_loop_free(l);
+    test_broker_stop(&b);
+}
+
+static int got_offline(void *arg)
+{
+    return strcmp(((peer *)arg)->last_payload, "offline") == 0;
+}
+
+static void test_v5_last_will_on_unclean_drop(void **state)
+{
+    (void)state;
+    test_broker b = {0};
+    assert_int_equal(test_broker_start(&b, NULL), 0);
+    ea_loop *l = ea_loop_new();
+    peer dev, watcher;
+    peer_new(l, &dev, b.port, "t-v5dev", 0, "t/status");
+    peer_connect(l, &dev);
+    assert_int_equal(ea_mqtt_client_publish(dev.c, "t/status", "online", 6, 1, 1, 0), 1);
+    peer_new(l, &watcher, b.port, "t-v5watch", 1, NULL);
+    ea_mqtt_client_subscribe(watcher.c, "t/status", 1);
+    peer_connect(l, &watcher);
+    test_run_until(l, NULL, NULL, 100);
+    assert_string_equal(watcher.last_payload, "online");
+
+    ea_mqtt_client_abort(dev.c); /* no DISCONNECT: the broker publishes the will */
+    assert_true(test_run_until(l, got_offline, &watcher, 5000));
+
+    /* retained, as seen by an MQTT 5 mosquitto_sub */
+    char cmd[256], out[256];
+    snprintf(cmd, sizeof cmd,
+             "mosquitto_sub -V mqttv5 -h 127.0.0.1 -p %d -q 1 -t t/status -C 1 -W 10 -F '%%r %%p'",
+             b.port);
+    assert_int_equal(run_cmd(cmd, out, sizeof out), 0);
+    assert_string_equal(out, "1 offline\n");
+
+    /* a clean DISCONNECT (reason 0x00) does not publish the will */
+    peer dev2;
+    peer_new(l, &dev2, b.port, "t-v5dev2", 0, "t/status2");
+    peer_connect(l, &dev2);
+    ea_mqtt_client_disconnect(dev2.c);
+    ea_mqtt_client_subscribe(watcher.c, "t/status2", 1);
+    test_run_until(l, NULL, NULL, 300);
+    assert_string_equal(watcher.last_payload, "offline"); /* nothing new arrived */
+
+    ea_mqtt_client_free(dev.c);
+    ea_mqtt_client_free(dev2.c);
+    ea_mqtt_client_free(watcher.c);
+    ea_loop_free(l);
+    test_broker_stop(&b);
+}
+
+/* mosquitto announces max_inflight_messages as Receive Maximum: with a window of 64 the client
+ * never has more than 5 unacknowledged, also when re-sending after a reconnect. */
+static void test_v5_receive_maximum_honoured(void **state)
+{
+    (void)state;
+    test_broker b = {0};
+    assert_int_equal(test_broker_start(&b, "max_inflight_messages 5\n"), 0);
+    ea_loop *l = ea_loop_new();
+    peer sub, pub;
+    peer_new(l, &sub, b.port, "t-rmsub", 1, NULL);
+    ea_mqtt_client_subscribe(sub.c, "t/rm", 1);
+    peer_connect(l, &sub);
+    peer_new(l, &pub, b.port, "t-rmpub", 0, NULL);
+    peer_connect(l, &pub);
+    ea_mqtt_client_stats st;
+    ea_mqtt_client_stats_get(pub.c, &st);
+    assert_int_equal(st.server_receive_maximum, 5);
+    assert_int_equal(ea_mqtt_client_window_free(pub.c), 5);
+
+    pump pm = {&pub, "t/rm", 0, 2000, &sub};
+    run_pump(l, &pm);
+    assert_true(pub.max_unacked <= 5);
+    assert_int_equal(pub.max_unacked, 5);
+    assert_int_equal(pub.acked, 2000);
+    assert_int_equal(pub.disconnects, 0);
+
+    /* five in flight, connection lost, re-sent under the same limit */
+    memset(sub.seen, 0, sizeof sub.seen);
+    sub.received_distinct = 0;
+    pub.acked = pub.published = 0;
+    publish_n(&pub, "t/rm", 0, 5);
+    assert_int_equal(ea_mqtt_client_publish(pub.c, "t/rm", "x", 1, 1, 0, 99), 0); /* full */
+    ea_mqtt_client_abort(pub.c);
+    ea_mqtt_client_start(pub.c);
+    pump pm2 = {&pub, "t/rm", 5, 200, &sub};
+    run_pump(l, &pm2);
+    ea_mqtt_client_stats_get(pub.c, &st);
+    assert_int_equal(st.resent, 5);
+    assert_true(pub.max_unacked <= 5);
+    assert_int_equal(pub.disconnects, 0);
+
+    ea_mqtt_client_free(pub.c);
+    ea_mqtt_client_free(sub.c);
+    ea_loop_free(l);
+    test_broker_stop(&b);
+}
+
+static int got_after(void *arg)
+{
+    return strcmp(((peer *)arg)->last_payload, "after") == 0;
+}
+
+static int acked_or_refused_2(void *arg)
+{
+    peer *p = arg;
+    return p->acked + p->refused_tags >= 2;
+}
+
+static int acked_or_refused_3(void *arg)
+{
+    peer *p = arg;
+    return p->acked + p->refused_tags >= 3;
+}
+
+/* mosquitto announces max_packet_size as Maximum Packet Size: a bigger record is refused by the
+ * client (0x95, counted), never sent, so the broker does not disconnect us for it. */
+static void test_v5_maximum_packet_size_honoured(void **state)
+{
+    (void)state;
+    test_broker b = {0};
+    assert_int_equal(test_broker_start(&b, "max_packet_size 1024\n"), 0);
+    ea_loop *l = ea_loop_new();
+    peer sub, pub;
+    peer_new(l, &sub, b.port, "t-mpsub", 1, NULL);
+    ea_mqtt_client_subscribe(sub.c, "t/mp", 1);
+    peer_connect(l, &sub);
+    peer_new(l, &pub, b.port, "t-mppub", 0, NULL);
+    peer_connect(l, &pub);
+    ea_mqtt_client_stats st;
+    ea_mqtt_client_stats_get(pub.c, &st);
+    assert_int_equal(st.server_maximum_packet, 1024);
+
+    static char big[2000];
+    memset(big, 'x', sizeof big);
+    assert_int_equal(ea_mqtt_client_publish(pub.c, "t/mp", "before", 6, 1, 0, 1), 1);
+    assert_int_equal(ea_mqtt_client_publish(pub.c, "t/mp", big, sizeof big, 1, 0, 2), 1);
+    assert_int_equal(ea_mqtt_client_publish(pub.c, "t/mp", "after", 5, 1, 0, 3), 1);
+    assert_true(test_run_until(l, acked_or_refused_3, &pub, 5000));
+    assert_true(test_run_until(l, got_after, &sub, 5000));
+    ea_mqtt_client_stats_get(pub.c, &st);
+    assert_int_equal(st.too_large, 1);
+    assert_int_equal(pub.refused_tags, 1);
+    assert_int_equal(pub.acked, 2);
+    assert_int_equal(sub.received, 2); /* before, after: the big one never left */
+    assert_int_equal(pub.disconnects, 0);
+    assert_true(ea_mqtt_client_connected(pub.c));
+    /* exactly at the limit still goes: 1024 bytes in all */
+    ea_mqtt_packet p = {.type = EA_MQTT_PUBLISH, .version = EA_MQTT_V5};
+    p.u.publish.topic = ea_mqtt_cstr("t/mp");
+    p.u.publish.qos = 1;
+    p.u.publish.packet_id = 1;
+    size_t overhead = ea_mqtt_encode(&p, NULL, 0) + 1; /* the length field grows to 2 bytes */
+    pub.acked = pub.refused_tags = 0;
+    sub.received = 0;
+    sub.last_payload[0] = '\0';
+    assert_int_equal(ea_mqtt_client_publish(pub.c, "t/mp", big, 1024 - overhead, 1, 0, 4), 1);
+    assert_int_equal(ea_mqtt_client_publish(pub.c, "t/mp", "after", 5, 1, 0, 5), 1);
+    assert_true(test_run_until(l, acked_or_refused_2, &pub, 5000));
+    assert_true(test_run_until(l, got_after, &sub, 5000));
+    assert_int_equal(pub.acked, 2);
+    assert_int_equal(pub.refused_tags, 0);
+    assert_int_equal(sub.received, 2);
+    assert_int_equal(pub.disconnects, 0);
+
+    ea_mqtt_client_free(pub.c);
+    ea_mqtt_client_free(sub.c);
+    ea_loop_free(l);
+    test_broker_stop(&b);
+}
+
+/* An ACL refusal comes back as PUBACK 0x87: reported once, counted, never re-sent (not even
+ * after a reconnect); "no matching subscribers" (0x10) is a delivery. */
+static void test_v5_puback_refusal_not_retried(void **state)
+{
+    (void)state;
+    test_broker b = {0};
+    char acl[160], extra[256];
+    snprintf(b.dir, sizeof b.dir, "/tmp/ea-broker-XXXXXX");
+    assert_non_null(mkdtemp(b.dir));
+    b.port = test_free_port();
+    snprintf(acl, sizeof acl, "%s/acl", b.dir);
+    FILE *f = fopen(acl, "w");
+    assert_non_null(f);
+    fputs("topic readwrite t/ok/#\n", f);
+    fclose(f);
+    snprintf(extra, sizeof extra, "acl_file %s\n", acl);
+    assert_int_equal(test_broker_start(&b, extra), 0);
+    ea_loop *l = ea_loop_new();
+    peer pub;
+    peer_new(l, &pub, b.port, "t-aclpub", 0, NULL);
+    peer_connect(l, &pub);
+    assert_int_equal(ea_mqtt_client_publish(pub.c, "t/denied", "m-000001", 8, 1, 0, 1), 1);
+    assert_int_equal(ea_mqtt_client_publish(pub.c, "t/ok/nobody", "m-000002", 8, 1, 0, 2), 1);
+    assert_true(test_run_until(l, acked_or_refused_2, &pub, 5000));
+    ea_mqtt_client_stats st;
+    ea_mqtt_client_stats_get(pub.c, &st);
+    assert_int_equal(st.refused, 1);
+    assert_int_equal(st.acked, 1);
+    assert_int_equal(pub.refused_tags, 1);
+    assert_int_equal(pub.acked, 1);
+    assert_non_null(strstr(ea_mqtt_client_last_error(pub.c), "0x87 Not authorized"));
+    /* nothing is left to re-send after a reconnect */
+    ea_mqtt_client_abort(pub.c);
+    peer_connect(l, &pub);
+    test_run_until(l, NULL, NULL, 200);
+    ea_mqtt_client_stats_get(pub.c, &st);
+    assert_int_equal(st.resent, 0);
+    assert_int_equal(pub.refused_tags, 1);
+
+    ea_mqtt_client_free(pub.c);
+    ea_loop_free(l);
+    test_broker_stop(&b);
+}
+
+static int has_disconnected(void *arg)
+{
+    return ((peer *)arg)->disconnects > 0;
+}
+
+/* The broker's reasons reach events.disconnected: a DISCONNECT (here 0x9B: a QoS 1 PUBLISH to a
+ * broker with max_qos 0) and a CONNACK refusal (0x9A: a retained will where retain_available is
+ * false). The broker's Server Keep Alive (max_keepalive) replaces ours. */
+static void test_v5_broker_reasons_and_server_keepalive(void **state)
+{
+    (void)state;
+    test_broker b = {0};
+    assert_int_equal(test_broker_start(&b, "max_keepalive 10\nmax_qos 0\nretain_available false\n"),
+                     0);
+    ea_loop *l = ea_loop_new();
+    peer a, w;
+    ea_mqtt_client_config cfg = {.host = "127.0.0.1",
+                                 .port = (uint16_t)b.port,
+                                 .client_id = "t-reasons",
+                                 .keepalive_s = 60,
+                                 .backoff_min_ms = 5000,
+                                 .version = 5};
+    peer_new_cfg(l, &a, &cfg);
+    peer_connect(l, &a);
+    ea_mqtt_client_stats st;
+    ea_mqtt_client_stats_get(a.c, &st);
+    assert_int_equal(st.keepalive_s, 10);
+    assert_int_equal(ea_mqtt_client_publish(a.c, "t/x", "m", 1, 1, 0, 1), 1);
+    assert_true(test_run_until(l, has_disconnected, &a, 5000));
+    assert_non_null(strstr(a.last_why, "broker disconnected: 0x9b QoS not supported"));
+
+    cfg.client_id = "t-reasons-will";
+    cfg.will_topic = "t/status";
+    cfg.will_payload = "offline";
+    cfg.will_retain = 1;
+    peer_new_cfg(l, &w, &cfg);
+    ea_mqtt_client_start(w.c);
+    assert_true(test_run_until(l, has_disconnected, &w, 5000));
+    assert_non_null(strstr(w.last_why, "broker refused the connection: 0x9a Retain not supported"));
+    assert_int_equal(w.connects, 0);
+
+    ea_mqtt_client_free(a.c);
+    ea_mqtt_client_free(w.c);
+    ea_loop_free(l);
+    test_broker_stop(&b);
+}
+
+/* ------------------------------------------------------------------ the agent on MQTT 5 */
+
+static void test_v5_config_keys(void **state)
+{
+    (void)state;
+    ea_config c;
+    char err[300];
+    ea_config_defaults(&c);
+    assert_int_equal(c.uplink.mqtt_version, 4);
+    assert_int_equal(c.mqtt_in_version, 4);
+    assert_int_equal(ea_config_set(&c, "uplink.mqtt_version", "5", err, sizeof err), 0);
+    assert_int_equal(ea_config_set(&c, "mqtt_in.mqtt_version", "5", err, sizeof err), 0);
+    assert_int_equal(c.uplink.mqtt_version, 5);
+    assert_int_equal(c.mqtt_in_version, 5);
+    assert_int_equal(ea_config_set(&c, "uplink.mqtt_version", "3.1.1", err, sizeof err), 0);
+    assert_int_equal(c.uplink.mqtt_version, 4);
+    const char *bad[] = {"4", "3", "5.0", "mqttv5", ""};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(ea_config_set(&c, "uplink.mqtt_version", bad[i], err, sizeof err), -1);
+        assert_non_null(strstr(err, "expected 3.1.1 or 5"));
+    }
+    ea_config_free(&c);
+}
+
+typedef struct agent_proc {
+    char dir[64];
+    int port;
+    pid_t pid;
+} agent_proc;
+
+static void agent_start(agent_proc *ap, const char *yaml)
+{
+    snprintf(ap->dir, sizeof ap->dir, "/tmp/ea-mqtt5-agent-XXXXXX");
+    assert_non_null(mkdtemp(ap->dir));
+    ap->port = test_free_port();
+    char path[128];
+    snprintf(path, sizeof path, "%s/agent.yaml", ap->dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fprintf(f,
+            "agent:\n  port: \"127.0.0.1:%d\"\n  remote_config: false\nspool:\n  dir: %s/spool\n%s",
+            ap->port, ap->dir, yaml);
+    fclose(f);
+    ap->pid = fork();
+    assert_true(ap->pid >= 0);
+    if (ap->pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        char err[400];
+        ea_config c;
+        ea_config_defaults(&c);
+        if (ea_config_load_file(&c, path, err, sizeof err) < 0 ||
+            ea_config_validate(&c, err, sizeof err) < 0) {
+            fprintf(stderr, "agent config: %s\n", err);
+            _exit(2);
+        }
+        ea_agent *a = ea_agent_new(&c, err, sizeof err);
+        if (!a) {
+            fprintf(stderr, "agent: %s\n", err);
+            _exit(2);
+        }
+        int rc = ea_agent_run(a);
+        ea_agent_free(a);
+        _exit(rc == 0 ? 0 : 1);
+    }
+    for (int i = 0; i < 500 && !test_port_open(ap->port); i++)
+        test_sleep_ms(10);
+    assert_true(test_port_open(ap->port));
+}
+
+static void agent_stop(agent_proc *ap)
+{
+    int st = 0;
+    kill(ap->pid, SIGTERM);
+    waitpid(ap->pid, &st, 0);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", ap->dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* GET path from the agent; returns the body. */
+static void agent_get(const agent_proc *ap, const char *path, char *out, size_t outlen)
+{
+    char cmd[256];
+    snprintf(cmd, sizeof cmd,
+             "python3 -c \"import urllib.request,sys;"
+             "sys.stdout.write(urllib.request.urlopen('http://"
+             "127.0.0.1:%d%s',timeout=10).read().decode())\"",
+             ap->port, path);
+    assert_int_equal(run_cmd(cmd, out, outlen), 0);
+}
+
+static int wait_for_broker_log(const test_broker *b, const char *what)
+{
+    for (int i = 0; i < 750; i++) {
+        if (broker_log_has(b, what)) return 1;
+        test_sleep_ms(20);
+    }
+    return 0;
+}
+
+/* The agent with the MQTT input and the uplink both on MQTT 5 (one broker for both): device
+ * messages published by mosquitto_pub -V mqttv5 come out on the uplink topic, seen by
+ * mosquitto_sub -V mqttv5; records the broker refuses (ACL) are counted and leave the spool. */
+static void test_v5_agent_input_and_uplink(void **state)
+{
+    (void)state;
+    test_broker b = {0};
+    char acl[160], extra[256];
+    snprintf(b.dir, sizeof b.dir, "/tmp/ea-broker-XXXXXX");
+    assert_non_null(mkdtemp(b.dir));
+    b.port = test_free_port();
+    snprintf(acl, sizeof acl, "%s/acl", b.dir);
+    FILE *f = fopen(acl, "w");
+    assert_non_null(f);
+    fputs("topic readwrite dev/#\ntopic readwrite up/#\n", f);
+    fclose(f);
+    snprintf(extra, sizeof extra, "acl_file %s\n", acl);
+    assert_int_equal(test_broker_start(&b, extra), 0);
+
+    char cmd[512], out[65536], yaml[512];
+    snprintf(cmd, sizeof cmd,
+             "mosquitto_sub -V mqttv5 -h 127.0.0.1 -p %d -i v5-up -c -x 600 -q 1 -t up/data -E",
+             b.port);
+    assert_int_equal(run_cmd(cmd, out, sizeof out), 0);
+
+    snprintf(yaml, sizeof yaml,
+             "mqtt_in:\n  url: mqtt://127.0.0.1:%d\n  topics: [\"dev/+/data\"]\n  mqtt_version: 5\n"
+             "uplink:\n  url: mqtt://127.0.0.1:%d/up/data\n  mqtt_version: 5\n  client_id: ea-v5\n"
+             "  backoff_min_ms: 50\n  backoff_max_ms: 200\n",
+             b.port, b.port);
+    agent_proc ap;
+    agent_start(&ap, yaml);
+    assert_true(wait_for_broker_log(&b, "as ea-v5 (p5, c0"));
+    assert_true(wait_for_broker_log(&b, "as edgeagent-in-local (p5, c0"));
+    test_sleep_ms(300); /* the input's SUBSCRIBE: answered long before; no assertion on timing */
+    for (int i = 0; i < 20; i++) {
+        snprintf(cmd, sizeof cmd,
+                 "mosquitto_pub -V mqttv5 -h 127.0.0.1 -p %d -q 1 -t dev/d%d/data -m "
+                 "'{\"n\":%d,\"temp\":20.5}'",
+                 b.port, i % 3, i);
+        assert_int_equal(run_cmd(cmd, out, sizeof out), 0);
+    }
+    snprintf(cmd, sizeof cmd,
+             "mosquitto_sub -V mqttv5 -h 127.0.0.1 -p %d -i v5-up -c -x 600 -q 1 -t up/data "
+             "-C 20 -W 30",
+             b.port);
+    assert_int_equal(run_cmd(cmd, out, sizeof out), 0);
+    unsigned seen = 0;
+    for (int i = 0; i < 20; i++) {
+        char want[32];
+        snprintf(want, sizeof want, "\"n\":%d,", i);
+        if (strstr(out, want)) seen++;
+    }
+    assert_int_equal(seen, 20);
+    assert_non_null(strstr(out, "\"topic\":\"dev/d1/data\""));
+
+    char body[16384];
+    agent_get(&ap, "/metrics", body, sizeof body);
+    assert_non_null(strstr(body, "uplink_refused_total 0\n"));
+    agent_stop(&ap);
+
+    /* the uplink topic not writable: every record refused (0x87), counted, none left pending */
+    snprintf(
+        yaml, sizeof yaml,
+        "mqtt_in:\n  url: mqtt://127.0.0.1:%d\n  topics: [\"dev/+/data\"]\n  mqtt_version: 5\n"
+        "uplink:\n  url: mqtt://127.0.0.1:%d/denied/data\n  mqtt_version: 5\n  client_id: ea-v5b\n",
+        b.port, b.port);
+    agent_start(&ap, yaml);
+    assert_true(wait_for_broker_log(&b, "as ea-v5b (p5, c0"));
+    assert_true(wait_for_broker_log(&b, "as edgeagent-in-local (p5, c0"));
+    test_sleep_ms(300);
+    for (int i = 0; i < 5; i++) {
+        snprintf(cmd, sizeof cmd,
+                 "mosquitto_pub -V mqttv5 -h 127.0.0.1 -p %d -q 1 -t dev/x/data -m '{\"n\":%d}'",
+                 b.port, i);
+        assert_int_equal(run_cmd(cmd, out, sizeof out), 0);
+    }
+    int ok = 0;
+    for (int i = 0; i < 750 && !ok; i++) {
+        agent_get(&ap, "/metrics", body, sizeof body);
+        ok = strstr(body, "uplink_refused_total 5\n") && strstr(body, "spool_pending_records 0\n");
+        if (!ok) test_sleep_ms(20);
+    }
+    if (!ok) fail_msg("metrics: %s", body);
+    assert_non_null(strstr(body, "records_delivered_total 0\n"));
+    agent_stop(&ap);
+    test_broker_stop(&b);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_v5_publish_qos1_reaches_mosquitto_sub),
+        cmocka_unit_test(test_v5_persistent_session_across_reconnect),
+        cmocka_unit_test(test_v5_unacked_resent_with_dup_after_reconnect),
+        cmocka_unit_test(test_v5_last_will_on_unclean_drop),
+        cmocka_unit_test(test_v5_receive_maximum_honoured),
+        cmocka_unit_test(test_v5_maximum_packet_size_honoured),
+        cmocka_unit_test(test_v5_puback_refusal_not_retried),
+        cmocka_unit_test(test_v5_broker_reasons_and_server_keepalive),
+        cmocka_unit_test(test_v5_config_keys),
+        cmocka_unit_test(test_v5_agent_input_and_uplink),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
