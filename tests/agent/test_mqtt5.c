@@ -30,7 +30,21 @@ typedef struct peer {
     char last_payload[64];
     int last_retain;
     char last_why[256];
+    int subscribed;                     /* peer_connect waits for its SUBACK */
+    uint64_t want_acked, want_received; /* for acked_enough / received_enough */
 } peer;
+
+static int acked_enough(void *arg)
+{
+    peer *p = arg;
+    return p->acked >= p->want_acked;
+}
+
+static int received_enough(void *arg)
+{
+    peer *p = arg;
+    return p->received_distinct >= p->want_received;
+}
 
 static void peer_connected(void *arg, int session_present)
 {
@@ -105,16 +119,25 @@ static ea_mqtt_client *peer_new(ea_loop *l, peer *p, int port, const char *id, i
     return peer_new_cfg(l, p, &cfg);
 }
 
-static int is_connected(void *arg)
+static void peer_subscribe(peer *p, const char *filter)
 {
-    return ea_mqtt_client_connected(((peer *)arg)->c);
+    assert_int_equal(ea_mqtt_client_subscribe(p->c, filter, 1), 0);
+    p->subscribed++;
+}
+
+/* Connected and, for a subscriber, its SUBACKs in (the subscriptions are active). */
+static int is_ready(void *arg)
+{
+    peer *p = arg;
+    ea_mqtt_client_stats st;
+    ea_mqtt_client_stats_get(p->c, &st);
+    return ea_mqtt_client_connected(p->c) && st.subacks >= (uint64_t)(p->subscribed ? 1 : 0);
 }
 
 static void peer_connect(ea_loop *l, peer *p)
 {
     ea_mqtt_client_start(p->c);
-    if (!test_run_until(l, is_connected, p, 5000)) fail_msg("not connected: %s", p->last_why);
-    test_run_until(l, NULL, NULL, 100); /* SUBACK in */
+    if (!test_run_until(l, is_ready, p, 5000)) fail_msg("not connected: %s", p->last_why);
 }
 
 static void publish_n(peer *p, const char *topic, unsigned from, unsigned n)
@@ -252,7 +275,7 @@ static void test_v5_persistent_session_across_reconnect(void **state)
     ea_loop *l = ea_loop_new();
     peer sub, pub;
     peer_new(l, &sub, b.port, "t-v5sub", 0, NULL);
-    ea_mqtt_client_subscribe(sub.c, "t/q", 1);
+    peer_subscribe(&sub, "t/q");
     peer_connect(l, &sub);
     assert_int_equal(sub.session_present, 0);
     ea_mqtt_client_abort(sub.c); /* away */
@@ -273,11 +296,6 @@ static void test_v5_persistent_session_across_reconnect(void **state)
     test_broker_stop(&b);
 }
 
-static int all_acked_64(void *arg)
-{
-    return ((peer *)arg)->acked >= 64;
-}
-
 static void test_v5_unacked_resent_with_dup_after_reconnect(void **state)
 {
     (void)state;
@@ -286,7 +304,7 @@ static void test_v5_unacked_resent_with_dup_after_reconnect(void **state)
     ea_loop *l = ea_loop_new();
     peer sub, pub;
     peer_new(l, &sub, b.port, "t-v5sub3", 1, NULL);
-    ea_mqtt_client_subscribe(sub.c, "t/data", 1);
+    peer_subscribe(&sub, "t/data");
     peer_connect(l, &sub);
     peer_new(l, &pub, b.port, "t-v5pub3", 0, NULL);
     peer_connect(l, &pub);
@@ -299,8 +317,9 @@ static void test_v5_unacked_resent_with_dup_after_reconnect(void **state)
     ea_mqtt_client_abort(pub.c);                    /* connection lost before any PUBACK */
     assert_int_equal(ea_mqtt_client_window_free(pub.c), 0);
     ea_mqtt_client_start(pub.c);
-    assert_true(test_run_until(l, all_acked_64, &pub, 10000) || pub.acked == (uint64_t)window);
-    test_run_until(l, NULL, NULL, 200);
+    pub.want_acked = sub.want_received = (uint64_t)window;
+    assert_true(test_run_until(l, acked_enough, &pub, 10000));
+    assert_true(test_run_until(l, received_enough, &sub, 10000));
     ea_mqtt_client_stats_get(pub.c, &st);
     assert_int_equal(pub.acked, window);
     assert_int_equal(st.resent, window);
@@ -319,6 +338,16 @@ static int got_offline(void *arg)
     return strcmp(((peer *)arg)->last_payload, "offline") == 0;
 }
 
+static int got_online(void *arg)
+{
+    return strcmp(((peer *)arg)->last_payload, "online") == 0;
+}
+
+static int got_marker(void *arg)
+{
+    return strcmp(((peer *)arg)->last_payload, "marker") == 0;
+}
+
 static void test_v5_last_will_on_unclean_drop(void **state)
 {
     (void)state;
@@ -330,10 +359,9 @@ static void test_v5_last_will_on_unclean_drop(void **state)
     peer_connect(l, &dev);
     assert_int_equal(ea_mqtt_client_publish(dev.c, "t/status", "online", 6, 1, 1, 0), 1);
     peer_new(l, &watcher, b.port, "t-v5watch", 1, NULL);
-    ea_mqtt_client_subscribe(watcher.c, "t/status", 1);
+    peer_subscribe(&watcher, "t/status");
     peer_connect(l, &watcher);
-    test_run_until(l, NULL, NULL, 100);
-    assert_string_equal(watcher.last_payload, "online");
+    assert_true(test_run_until(l, got_online, &watcher, 5000));
 
     ea_mqtt_client_abort(dev.c); /* no DISCONNECT: the broker publishes the will */
     assert_true(test_run_until(l, got_offline, &watcher, 5000));
@@ -346,14 +374,17 @@ static void test_v5_last_will_on_unclean_drop(void **state)
     assert_int_equal(run_cmd(cmd, out, sizeof out), 0);
     assert_string_equal(out, "1 offline\n");
 
-    /* a clean DISCONNECT (reason 0x00) does not publish the will */
+    /* a clean DISCONNECT (reason 0x00) does not publish the will: a retained will would reach
+     * a later subscriber before anything published after its SUBSCRIBE ("marker") */
     peer dev2;
     peer_new(l, &dev2, b.port, "t-v5dev2", 0, "t/status2");
     peer_connect(l, &dev2);
     ea_mqtt_client_disconnect(dev2.c);
-    ea_mqtt_client_subscribe(watcher.c, "t/status2", 1);
-    test_run_until(l, NULL, NULL, 300);
-    assert_string_equal(watcher.last_payload, "offline"); /* nothing new arrived */
+    uint64_t before = watcher.received;
+    assert_int_equal(ea_mqtt_client_subscribe(watcher.c, "t/status2", 1), 0);
+    assert_int_equal(ea_mqtt_client_publish(watcher.c, "t/status2", "marker", 6, 1, 0, 1), 1);
+    assert_true(test_run_until(l, got_marker, &watcher, 5000));
+    assert_int_equal(watcher.received, before + 1); /* the marker only */
 
     ea_mqtt_client_free(dev.c);
     ea_mqtt_client_free(dev2.c);
@@ -372,7 +403,7 @@ static void test_v5_receive_maximum_honoured(void **state)
     ea_loop *l = ea_loop_new();
     peer sub, pub;
     peer_new(l, &sub, b.port, "t-rmsub", 1, NULL);
-    ea_mqtt_client_subscribe(sub.c, "t/rm", 1);
+    peer_subscribe(&sub, "t/rm");
     peer_connect(l, &sub);
     peer_new(l, &pub, b.port, "t-rmpub", 0, NULL);
     peer_connect(l, &pub);
@@ -436,7 +467,7 @@ static void test_v5_maximum_packet_size_honoured(void **state)
     ea_loop *l = ea_loop_new();
     peer sub, pub;
     peer_new(l, &sub, b.port, "t-mpsub", 1, NULL);
-    ea_mqtt_client_subscribe(sub.c, "t/mp", 1);
+    peer_subscribe(&sub, "t/mp");
     peer_connect(l, &sub);
     peer_new(l, &pub, b.port, "t-mppub", 0, NULL);
     peer_connect(l, &pub);
@@ -515,8 +546,7 @@ static void test_v5_puback_refusal_not_retried(void **state)
     assert_non_null(strstr(ea_mqtt_client_last_error(pub.c), "0x87 Not authorized"));
     /* nothing is left to re-send after a reconnect */
     ea_mqtt_client_abort(pub.c);
-    peer_connect(l, &pub);
-    test_run_until(l, NULL, NULL, 200);
+    peer_connect(l, &pub); /* the re-send happens while the CONNACK is handled */
     ea_mqtt_client_stats_get(pub.c, &st);
     assert_int_equal(st.resent, 0);
     assert_int_equal(pub.refused_tags, 1);
@@ -691,7 +721,8 @@ static void test_v5_agent_input_and_uplink(void **state)
     assert_non_null(f);
     fputs("topic readwrite dev/#\ntopic readwrite up/#\n", f);
     fclose(f);
-    snprintf(extra, sizeof extra, "acl_file %s\n", acl);
+    /* log_type subscribe: the broker logs "<client> <qos> <filter>" once a subscription is in */
+    snprintf(extra, sizeof extra, "acl_file %s\nlog_type subscribe\n", acl);
     assert_int_equal(test_broker_start(&b, extra), 0);
 
     char cmd[512], out[65536], yaml[512];
@@ -709,7 +740,7 @@ static void test_v5_agent_input_and_uplink(void **state)
     agent_start(&ap, yaml);
     assert_true(wait_for_broker_log(&b, "as ea-v5 (p5, c0"));
     assert_true(wait_for_broker_log(&b, "as edgeagent-in-local (p5, c0"));
-    test_sleep_ms(300); /* the input's SUBSCRIBE: answered long before; no assertion on timing */
+    assert_true(wait_for_broker_log(&b, "edgeagent-in-local 1 dev/+/data"));
     for (int i = 0; i < 20; i++) {
         snprintf(cmd, sizeof cmd,
                  "mosquitto_pub -V mqttv5 -h 127.0.0.1 -p %d -q 1 -t dev/d%d/data -m "
@@ -744,8 +775,7 @@ static void test_v5_agent_input_and_uplink(void **state)
         b.port, b.port);
     agent_start(&ap, yaml);
     assert_true(wait_for_broker_log(&b, "as ea-v5b (p5, c0"));
-    assert_true(wait_for_broker_log(&b, "as edgeagent-in-local (p5, c0"));
-    test_sleep_ms(300);
+    /* the input's session (and subscription) was kept: what is published now waits for it */
     for (int i = 0; i < 5; i++) {
         snprintf(cmd, sizeof cmd,
                  "mosquitto_pub -V mqttv5 -h 127.0.0.1 -p %d -q 1 -t dev/x/data -m '{\"n\":%d}'",

@@ -550,6 +550,7 @@ static void on_publish(ea_mqtt_client *c, const ea_mqtt_publish *pub)
 static void on_suback(ea_mqtt_client *c, const ea_mqtt_packet *p)
 {
     const ea_mqtt_subscribe *s = &p->u.subscribe;
+    c->stats.subacks++;
     for (size_t i = 0; i < s->count; i++)
         if (s->qos[i] >= 0x80) {
             char r[200] = "";

@@ -79,7 +79,8 @@ typedef struct ea_mqtt_client_stats {
     uint64_t refused;     /* MQTT 5: PUBACK reason code >= 0x80 (not re-sent) */
     uint64_t too_large;   /* MQTT 5: QoS 1 publishes over the broker's Maximum Packet Size */
     uint32_t server_receive_maximum, server_maximum_packet; /* last CONNACK; 0 = none given */
-    int keepalive_s; /* in use: ours, or the broker's Server Keep Alive (MQTT 5) */
+    int keepalive_s;  /* in use: ours, or the broker's Server Keep Alive (MQTT 5) */
+    uint64_t subacks; /* SUBACKs received */
 } ea_mqtt_client_stats;
 
 /* Copies cfg's strings. Does not connect yet. */
