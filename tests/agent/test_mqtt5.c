@@ -5,7 +5,8 @@
  * and the limits a broker sets in its CONNACK (Receive Maximum from max_inflight_messages, Maximum
  * Packet Size from max_packet_size, Server Keep Alive from max_keepalive), PUBACK reason codes
  * (ACL refusal 0x87 is not retried, "no matching subscribers" 0x10 is a delivery), DISCONNECT and
- * CONNACK reasons, and the agent itself with uplink and MQTT input both on MQTT 5.
+ * CONNACK reasons, the error against a 3.1.1-only server (a stand-in: mosquitto speaks 5), and
+ * the agent itself with uplink and MQTT input both on MQTT 5.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -603,6 +604,51 @@ static void test_v5_broker_reasons_and_server_keepalive(void **state)
     test_broker_stop(&b);
 }
 
+/* A 3.1.1-only server answers a level-5 CONNECT with the 3.1.1 CONNACK "unacceptable protocol
+ * level" (3.1.1 spec 3.1.2.2). mosquitto always speaks 5, so a stand-in server (a forked child
+ * on a socket) sends exactly those four bytes; the error says what to change. */
+static void test_v5_against_a_311_only_server(void **state)
+{
+    (void)state;
+    int ls = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t sl = sizeof sa;
+    assert_int_equal(bind(ls, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(listen(ls, 4), 0);
+    assert_int_equal(getsockname(ls, (struct sockaddr *)&sa, &sl), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        int fd = accept(ls, NULL, NULL);
+        uint8_t buf[512];
+        ssize_t n = read(fd, buf, sizeof buf); /* the CONNECT: level byte at offset 8 */
+        static const uint8_t connack_v311_rc1[] = {0x20, 0x02, 0x00, 0x01};
+        if (n >= 9 && buf[0] == 0x10 && buf[8] == 5 &&
+            write(fd, connack_v311_rc1, sizeof connack_v311_rc1) == 4)
+            while (read(fd, buf, sizeof buf) > 0) {
+            }
+        _exit(0);
+    }
+    close(ls);
+    ea_loop *l = ea_loop_new();
+    peer p;
+    ea_mqtt_client_config cfg = {.host = "127.0.0.1",
+                                 .port = ntohs(sa.sin_port),
+                                 .client_id = "t-old",
+                                 .backoff_min_ms = 5000,
+                                 .version = 5};
+    peer_new_cfg(l, &p, &cfg);
+    ea_mqtt_client_start(p.c);
+    assert_true(test_run_until(l, has_disconnected, &p, 5000));
+    assert_non_null(strstr(p.last_why, "does not speak MQTT 5"));
+    assert_non_null(strstr(p.last_why, "use mqtt_version 3.1.1"));
+    assert_int_equal(p.connects, 0);
+    ea_mqtt_client_free(p.c);
+    ea_loop_free(l);
+    waitpid(pid, NULL, 0);
+}
+
 /* ------------------------------------------------------------------ the agent on MQTT 5 */
 
 static void test_v5_config_keys(void **state)
@@ -805,6 +851,7 @@ int main(void)
         cmocka_unit_test(test_v5_maximum_packet_size_honoured),
         cmocka_unit_test(test_v5_puback_refusal_not_retried),
         cmocka_unit_test(test_v5_broker_reasons_and_server_keepalive),
+        cmocka_unit_test(test_v5_against_a_311_only_server),
         cmocka_unit_test(test_v5_config_keys),
         cmocka_unit_test(test_v5_agent_input_and_uplink),
     };
