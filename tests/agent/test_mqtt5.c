@@ -544,6 +544,7 @@ static void test_v5_puback_refusal_not_retried(void **state)
     assert_int_equal(st.acked, 1);
     assert_int_equal(pub.refused_tags, 1);
     assert_int_equal(pub.acked, 1);
+    assert_int_equal(pub.last_ack_reason, 0x10); /* PUBACKs come in order: "nobody" was last */
     assert_non_null(strstr(ea_mqtt_client_last_error(pub.c), "0x87 Not authorized"));
     /* nothing is left to re-send after a reconnect */
     ea_mqtt_client_abort(pub.c);
