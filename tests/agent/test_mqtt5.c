@@ -837,6 +837,9 @@ static void test_v5_agent_input_and_uplink(void **state)
     }
     if (!ok) fail_msg("metrics: %s", body);
     assert_non_null(strstr(body, "records_delivered_total 0\n"));
+    assert_non_null(strstr(body, "records_dropped_total 5\n"));
+    agent_get(&ap, "/health", body, sizeof body);
+    assert_non_null(strstr(body, "\"uplink_refused\":5"));
     agent_stop(&ap);
     test_broker_stop(&b);
 }

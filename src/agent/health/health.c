@@ -50,6 +50,7 @@ static void render_health(const ea_metrics *m, const ea_spool_stats *sp, const e
     kv_u64(b, "spool_corrupt", sp->corrupt, 1);
     kv_u64(b, "rejected", rejected_total(m, hs), 1);
     kv_u64(b, "filtered", m->filtered, 1);
+    kv_u64(b, "uplink_refused", m->uplink_refused, 1);
     ea_buf_puts(b, "},\"records\":{");
     kv_u64(b, "received", m->received, 0);
     kv_u64(b, "accepted", m->accepted, 1);
@@ -88,8 +89,9 @@ static void render_metrics(const ea_metrics *m, const ea_spool_stats *sp, const 
     metric(b, "uplink_refused_total", "counter",
            "Records the MQTT 5 broker refused (PUBACK reason >= 0x80, or over its Maximum Packet Size): dropped.",
            m->uplink_refused);
-    metric(b, "records_dropped_total", "counter", "Records lost: spool drop-oldest, refused when full, corrupt.",
-           sp->dropped_oldest + sp->refused + sp->corrupt);
+    metric(b, "records_dropped_total", "counter",
+           "Records lost: spool drop-oldest, refused when full, corrupt, refused by an MQTT 5 broker.",
+           sp->dropped_oldest + sp->refused + sp->corrupt + m->uplink_refused);
     metric(b, "spool_dropped_oldest_total", "counter", "Unacknowledged records deleted by drop-oldest.",
            sp->dropped_oldest);
     metric(b, "spool_refused_total", "counter", "Records refused because the spool was full.", sp->refused);
