@@ -4,16 +4,19 @@
 In one run, on the fixture images nginx, python and fat (built on demand, cached):
   unpack   edgeslim unpack  vs  umoci unpack  vs  the floor (zcat of every gzip layer | sha256sum)
   convert  edgeslim convert --compress gzip|zstd  vs  skopeo copy --dest-compress-format gzip|zstd
-           (docker-archive with uncompressed layers -> OCI layout, both tools)
+           (docker-archive with uncompressed layers -> OCI layout, both tools), and vs the zstd
+           CLI compressing the same archive to /dev/null (`zstd -3 -T0`, the TARGETS.md anchor)
   inspect  edgeslim inspect --json on the gzip OCI layout (no peer here: dive is not packaged in Debian 12)
 Wall time and peak RSS come from GNU time (`/usr/bin/time -f '%e %M'`); each measurement is
 repeated BENCH_REPS times (default 1, to stay within ~10 minutes; use 3 for publishing) and the fastest run is kept. Inputs are read once before
-measuring so every tool starts from a warm page cache. Every run writes into a freshly made ext4
-file system (a sparse file on a loop device, made and mounted outside the timing; BENCH_FRESH_FS=0
-uses a plain scratch directory instead), with `sync` before each run. Why: on ext4, creating
-files in the minute after deleting a large tree is slow (the inode allocator skips, and re-reads,
-every inode deleted in the last 60 s: ~7 s of kernel time for the python image's 8.7k files after
-the previous run's tree was removed), so run N would pay for run N-1's clean-up.
+measuring so every tool starts from a warm page cache, with `sync` before each run. Every unpack
+run (edgeslim's and umoci's) writes into a freshly made ext4 file system (a sparse file on a loop
+device, made and mounted outside the timing; BENCH_FRESH_FS=0 uses the scratch directory
+instead). Why: on ext4, creating files in the minute after deleting a large tree is slow (the
+inode allocator skips, and re-reads, every inode deleted in the last 60 s: ~7 s of kernel time
+for the python image's 8.7k files after the previous run's tree was removed), so run N would pay
+for run N-1's clean-up. Convert writes a handful of files, so it writes into the scratch
+directory on the host file system (an fsync through a loop device costs twice).
 
 Prints one table with ratios (edgeslim/floor, edgeslim/umoci, edgeslim/skopeo) and a memory
 table (peak RSS against image bytes and file count), and writes the same Markdown to
@@ -45,12 +48,13 @@ class Scratch:
 
     fresh_ok = FRESH_FS and os.geteuid() == 0 and shutil.which("mkfs.ext4") is not None
 
-    def __init__(self, path):
+    def __init__(self, path, fresh):
         self.path = path
+        self.fresh = fresh
         self.img = None
 
     def __enter__(self):
-        if Scratch.fresh_ok:
+        if self.fresh and Scratch.fresh_ok:
             self.img = self.path + ".img"
             try:
                 subprocess.run(["truncate", "-s", FS_SIZE, self.img], check=True)
@@ -78,11 +82,11 @@ class Scratch:
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 
 
-def measure(cmd, scratch, shell=False):
+def measure(cmd, scratch, shell=False, fresh=False):
     """Runs cmd under GNU time REPS times; returns (seconds, peak_kb, rc) of the fastest run."""
     best = None
     for _ in range(REPS):
-        with Scratch(scratch):
+        with Scratch(scratch, fresh):
             subprocess.run(["sync"], check=False)
             tf = os.path.join(scratch, ".time")
             full = ["/usr/bin/time", "-o", tf, "-f", "%e %M"] + (["sh", "-c", cmd] if shell else cmd)
@@ -158,14 +162,16 @@ def bench_image(name, es, scratch):
         f"{'zcat' if mt.endswith('gzip') else 'zstdcat' if mt.endswith('zstd') else 'cat'} '{p}' | sha256sum"
         for mt, p in layers)
     r["floor"] = measure(floor_cmd, scratch, shell=True)
-    r["es_unpack"] = measure([es, "unpack", f"oci:{layout}:latest", out], scratch)
-    r["umoci_unpack"] = measure(["umoci", "unpack", "--image", f"{layout}:latest", out], scratch)
+    r["es_unpack"] = measure([es, "unpack", f"oci:{layout}:latest", out], scratch, fresh=True)
+    r["umoci_unpack"] = measure(["umoci", "unpack", "--image", f"{layout}:latest", out], scratch, fresh=True)
     for c in ("gzip", "zstd"):
         r[f"es_convert_{c}"] = measure(
             [es, "convert", f"docker-archive:{docker_tar}", f"oci:{out}:latest", "--compress", c], scratch)
         r[f"skopeo_{c}"] = measure(
             ["skopeo", "copy", "-q", "--dest-compress", "--dest-compress-format", c,
              f"docker-archive:{docker_tar}", f"oci:{out}:latest"], scratch)
+    # The zstd CLI on the whole (uncompressed) docker-archive: the compression floor for zstd writes.
+    r["zstd_cli"] = measure(f"zstd -q -3 -T0 -c '{docker_tar}' > /dev/null", scratch, shell=True)
     # Same input as the floor (gzip OCI layout), so inspect/floor compares like with like.
     r["es_inspect"] = measure([es, "inspect", f"oci:{layout}:latest", "--json"], scratch)
     r["stats"] = image_stats(docker_tar, layout, scratch)
@@ -182,7 +188,8 @@ def report(results, bin_dir):
         f"Machine: {os.cpu_count()} CPUs ({cpu}), {platform.system()} {platform.release()}; "
         f"{ver(['umoci', '--version'])}, {ver(['skopeo', '--version'])}. Machine shared with other "
         "jobs while measuring: compare ratios within a row, not absolute times across runs.",
-        "Outputs: " + ("a fresh loop-mounted ext4 for every run." if Scratch.fresh_ok else
+        "Outputs: " + ("unpack into a fresh loop-mounted ext4 for every run; convert into a scratch directory "
+                       "on the host file system, emptied after every run." if Scratch.fresh_ok else
                        "a scratch directory on the host file system, emptied after every run."),
         "",
         "Unpack (OCI layout, gzip layers) — floor = `zcat LAYER | sha256sum` for every layer:",
@@ -195,12 +202,13 @@ def report(results, bin_dir):
                               ratio(r["es_unpack"], r["floor"]), ratio(r["es_unpack"], r["umoci_unpack"])]))
     lines += ["", "Convert (docker-archive, uncompressed layers -> OCI layout) and inspect:", "",
               fmt_row(["image", "edgeslim gzip", "skopeo gzip", "ratio", "edgeslim zstd", "skopeo zstd",
-                       "ratio", "edgeslim inspect", "inspect/floor"]),
-              fmt_row(["---"] * 9)]
+                       "ratio", "zstd -3 -T0 CLI", "edgeslim/CLI", "edgeslim inspect", "inspect/floor"]),
+              fmt_row(["---"] * 11)]
     for name, r in results.items():
         lines.append(fmt_row([name, cell(r["es_convert_gzip"]), cell(r["skopeo_gzip"]),
                               ratio(r["es_convert_gzip"], r["skopeo_gzip"]), cell(r["es_convert_zstd"]),
                               cell(r["skopeo_zstd"]), ratio(r["es_convert_zstd"], r["skopeo_zstd"]),
+                              cell(r.get("zstd_cli")), ratio(r["es_convert_zstd"], r.get("zstd_cli")),
                               cell(r["es_inspect"]), ratio(r["es_inspect"], r["floor"])]))
     lines += ["", "Peak memory against image size and file count (targets: grows with files, not bytes):", "",
               fmt_row(["image", "layer bytes (uncompressed)", "gzip bytes", "files in tree",
