@@ -8,6 +8,10 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "oci/image_writer.h"
 #include "test_oci_helpers.h"
@@ -126,6 +130,52 @@ static void test_round_trip(void **state)
         es_image_close(img);
         free(ref);
     }
+}
+
+/* A layer file on the output's file system is hard-linked into an OCI layout (no copy); one on
+ * another file system (/dev/shm, when that is one) is copied and still reads back the same. */
+static void test_layout_links_layer_files(void **state)
+{
+    fixture *fx = *state;
+    es_image_out o = out_of(fx);
+    char *ref = NULL;
+    assert_true(asprintf(&ref, "oci:%s/linked:v1", fx->dir) > 0);
+    es_error err = {0};
+    assert_int_equal(es_image_write(&o, ref, NULL, &err), 0);
+    char *blob = NULL;
+    assert_true(asprintf(&blob, "%s/linked/blobs/sha256/%s", fx->dir, es_digest_hex(fx->blobs[0].digest.s)) > 0);
+    struct stat a, b;
+    assert_int_equal(stat(fx->paths[0], &a), 0);
+    assert_int_equal(stat(blob, &b), 0);
+    assert_true(a.st_ino == b.st_ino && a.st_dev == b.st_dev);
+    assert_int_equal(b.st_mode & 07777, 0644);
+    assert_same_image(fx, ref);
+    free(blob);
+    free(ref);
+
+    struct stat shm;
+    if (stat("/dev/shm", &shm) < 0 || shm.st_dev == a.st_dev) return; /* no second file system */
+    char shm_path[] = "/dev/shm/es-test-layer-XXXXXX";
+    int fd = mkstemp(shm_path);
+    assert_true(fd >= 0);
+    char *buf;
+    size_t len;
+    es_reader *r = es_reader_file(fx->paths[0], &err);
+    assert_non_null(r);
+    assert_int_equal(es_reader_slurp(r, 1 << 20, "layer", &buf, &len, &err), 0);
+    es_reader_free(r);
+    assert_int_equal(write(fd, buf, len), (ssize_t)len);
+    close(fd);
+    free(buf);
+    es_layer_blob moved[4];
+    memcpy(moved, fx->blobs, sizeof moved);
+    moved[0].path = shm_path;
+    o.layers = moved;
+    assert_true(asprintf(&ref, "oci:%s/copied:v1", fx->dir) > 0);
+    assert_int_equal(es_image_write(&o, ref, NULL, &err), 0);
+    assert_same_image(fx, ref);
+    unlink(shm_path);
+    free(ref);
 }
 
 static void test_raw_config_kept(void **state)
@@ -278,6 +328,7 @@ int main(void)
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_raw_config_kept),
         cmocka_unit_test(test_deterministic),
+        cmocka_unit_test(test_layout_links_layer_files),
         cmocka_unit_test(test_refuses_foreign_dir),
         cmocka_unit_test(test_update_layout_keeps_other_refs),
         cmocka_unit_test(test_index_write),
