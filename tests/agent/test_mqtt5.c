@@ -672,6 +672,29 @@ static void test_v5_config_keys(void **state)
         assert_non_null(strstr(err, "expected 3.1.1 or 5"));
     }
     ea_config_free(&c);
+
+    /* what --check-config reports: the file's line, and the variable */
+    char path[] = "/tmp/ea-mqtt5-conf-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    static const char yaml[] = "spool:\n  dir: /tmp/x\nuplink:\n  url: mqtt://127.0.0.1/t\n"
+                               "  mqtt_version: 4\n";
+    assert_int_equal(write(fd, yaml, sizeof yaml - 1), (ssize_t)(sizeof yaml - 1));
+    close(fd);
+    ea_config_defaults(&c);
+    assert_int_equal(ea_config_load_file(&c, path, err, sizeof err), -1);
+    assert_non_null(strstr(err, "line 5: uplink.mqtt_version: expected 3.1.1 or 5"));
+    ea_config_free(&c);
+    unlink(path);
+    ea_config_defaults(&c);
+    setenv("EDGEAGENT_MQTT_IN_MQTT_VERSION", "5.0", 1);
+    assert_int_equal(ea_config_apply_env(&c, err, sizeof err), -1);
+    assert_non_null(strstr(err, "EDGEAGENT_MQTT_IN_MQTT_VERSION=5.0: expected 3.1.1 or 5"));
+    setenv("EDGEAGENT_MQTT_IN_MQTT_VERSION", "5", 1);
+    assert_int_equal(ea_config_apply_env(&c, err, sizeof err), 0);
+    assert_int_equal(c.mqtt_in_version, 5);
+    unsetenv("EDGEAGENT_MQTT_IN_MQTT_VERSION");
+    ea_config_free(&c);
 }
 
 typedef struct agent_proc {
