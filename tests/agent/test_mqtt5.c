@@ -5,7 +5,7 @@
  * and the limits a broker sets in its CONNACK (Receive Maximum from max_inflight_messages, Maximum
  * Packet Size from max_packet_size, Server Keep Alive from max_keepalive), PUBACK reason codes
  * (ACL refusal 0x87 is not retried, "no matching subscribers" 0x10 is a delivery), DISCONNECT and
- * CONNACK reasons, the error against a 3.1.1-only server (a stand-in: mosquitto speaks 5), and
+ * CONNACK reasons, an Assigned Client Identifier reused, the error against a 3.1.1-only server (a stand-in: mosquitto speaks 5), and
  * the agent itself with uplink and MQTT input both on MQTT 5.
  */
 #include <setjmp.h>
@@ -605,6 +605,33 @@ static void test_v5_broker_reasons_and_server_keepalive(void **state)
     test_broker_stop(&b);
 }
 
+/* An empty client id: the broker assigns one (Assigned Client Identifier) and the client uses it
+ * on the next connect, so its persistent session is found again. */
+static void test_v5_assigned_client_id_resumes_session(void **state)
+{
+    (void)state;
+    test_broker b = {0};
+    assert_int_equal(test_broker_start(&b, NULL), 0);
+    ea_loop *l = ea_loop_new();
+    peer p;
+    ea_mqtt_client_config cfg = {.host = "127.0.0.1",
+                                 .port = (uint16_t)b.port,
+                                 .client_id = "",
+                                 .backoff_min_ms = 50,
+                                 .version = 5};
+    peer_new_cfg(l, &p, &cfg);
+    peer_connect(l, &p);
+    assert_int_equal(p.session_present, 0);
+    assert_true(broker_log_has(&b, "as auto-"));
+    ea_mqtt_client_abort(p.c);
+    peer_connect(l, &p);
+    assert_int_equal(p.session_present, 1);
+    assert_int_equal(p.connects, 2);
+    ea_mqtt_client_free(p.c);
+    ea_loop_free(l);
+    test_broker_stop(&b);
+}
+
 /* A 3.1.1-only server answers a level-5 CONNECT with the 3.1.1 CONNACK "unacceptable protocol
  * level" (3.1.1 spec 3.1.2.2). mosquitto always speaks 5, so a stand-in server (a forked child
  * on a socket) sends exactly those four bytes; the error says what to change. */
@@ -878,6 +905,7 @@ int main(void)
         cmocka_unit_test(test_v5_maximum_packet_size_honoured),
         cmocka_unit_test(test_v5_puback_refusal_not_retried),
         cmocka_unit_test(test_v5_broker_reasons_and_server_keepalive),
+        cmocka_unit_test(test_v5_assigned_client_id_resumes_session),
         cmocka_unit_test(test_v5_against_a_311_only_server),
         cmocka_unit_test(test_v5_config_keys),
         cmocka_unit_test(test_v5_agent_input_and_uplink),
