@@ -5,8 +5,8 @@
  * and the limits a broker sets in its CONNACK (Receive Maximum from max_inflight_messages, Maximum
  * Packet Size from max_packet_size, Server Keep Alive from max_keepalive), PUBACK reason codes
  * (ACL refusal 0x87 is not retried, "no matching subscribers" 0x10 is a delivery), DISCONNECT and
- * CONNACK reasons, an Assigned Client Identifier reused, the error against a 3.1.1-only server (a stand-in: mosquitto speaks 5), and
- * the agent itself with uplink and MQTT input both on MQTT 5.
+ * CONNACK reasons, an Assigned Client Identifier reused, the error against a 3.1.1-only server (a
+ * stand-in: mosquitto speaks 5), and the agent itself with uplink and MQTT input both on MQTT 5.
  */
 #include <setjmp.h>
 #include <stdarg.h>
