@@ -17,180 +17,10 @@
 
 #include "agent.h"
 #include "config/config.h"
-#include "proto/mqtt_client.h"
 #include "proto/mqtt_codec.h"
 #include "test_mqtt_broker.h"
-
-typedef struct peer {
-    ea_mqtt_client *c;
-    int connects, disconnects, session_present;
-    uint64_t acked, received, received_distinct, published;
-    uint64_t refused_tags, max_unacked;
-    int last_ack_reason;
-    unsigned char seen[4096]; /* by message index */
-    char last_payload[64];
-    int last_retain;
-    char last_why[256];
-    int subscribed;                     /* peer_connect waits for its SUBACK */
-    uint64_t want_acked, want_received; /* for acked_enough / received_enough */
-} peer;
-
-static int acked_enough(void *arg)
-{
-    peer *p = arg;
-    return p->acked >= p->want_acked;
-}
-
-static int received_enough(void *arg)
-{
-    peer *p = arg;
-    return p->received_distinct >= p->want_received;
-}
-
-static void peer_connected(void *arg, int session_present)
-{
-    peer *p = arg;
-    p->connects++;
-    p->session_present = session_present;
-}
-
-static void peer_disconnected(void *arg, const char *why)
-{
-    peer *p = arg;
-    p->disconnects++;
-    snprintf(p->last_why, sizeof p->last_why, "%s", why);
-}
-
-static void peer_acked(void *arg, uint64_t tag)
-{
-    (void)tag;
-    peer *p = arg;
-    p->last_ack_reason = ea_mqtt_client_ack_reason(p->c);
-    if (p->last_ack_reason >= 0x80)
-        p->refused_tags++;
-    else
-        p->acked++;
-}
-
-static void peer_message(void *arg, const char *topic, size_t topic_len, const void *payload,
-                         size_t len, int qos, int retain)
-{
-    (void)topic;
-    (void)topic_len;
-    (void)qos;
-    peer *p = arg;
-    p->received++;
-    p->last_retain = retain;
-    snprintf(p->last_payload, sizeof p->last_payload, "%.*s", (int)len, (const char *)payload);
-    unsigned idx;
-    if (sscanf(p->last_payload, "m-%u", &idx) == 1 && idx < sizeof p->seen && !p->seen[idx]) {
-        p->seen[idx] = 1;
-        p->received_distinct++;
-    }
-}
-
-static ea_mqtt_client *peer_new_cfg(ea_loop *l, peer *p, ea_mqtt_client_config *cfg)
-{
-    memset(p, 0, sizeof *p);
-    ea_mqtt_client_events ev = {peer_connected, peer_disconnected, peer_acked, peer_message, p};
-    char err[256];
-    p->c = ea_mqtt_client_new(l, cfg, &ev, err, sizeof err);
-    if (!p->c) fail_msg("client: %s", err);
-    return p->c;
-}
-
-static ea_mqtt_client *peer_new(ea_loop *l, peer *p, int port, const char *id, int clean,
-                                const char *will_topic)
-{
-    ea_mqtt_client_config cfg = {
-        .host = "127.0.0.1",
-        .port = (uint16_t)port,
-        .client_id = id,
-        .clean_session = clean,
-        .keepalive_s = 30,
-        .will_topic = will_topic,
-        .will_payload = "offline",
-        .will_retain = 1,
-        .will_qos = 1,
-        .max_inflight = 64,
-        .backoff_min_ms = 50,
-        .backoff_max_ms = 400,
-        .version = 5,
-    };
-    return peer_new_cfg(l, p, &cfg);
-}
-
-static void peer_subscribe(peer *p, const char *filter)
-{
-    assert_int_equal(ea_mqtt_client_subscribe(p->c, filter, 1), 0);
-    p->subscribed++;
-}
-
-/* Connected and, for a subscriber, its SUBACKs in (the subscriptions are active). */
-static int is_ready(void *arg)
-{
-    peer *p = arg;
-    ea_mqtt_client_stats st;
-    ea_mqtt_client_stats_get(p->c, &st);
-    return ea_mqtt_client_connected(p->c) && st.subacks >= (uint64_t)(p->subscribed ? 1 : 0);
-}
-
-static void peer_connect(ea_loop *l, peer *p)
-{
-    ea_mqtt_client_start(p->c);
-    if (!test_run_until(l, is_ready, p, 5000)) fail_msg("not connected: %s", p->last_why);
-}
-
-static void publish_n(peer *p, const char *topic, unsigned from, unsigned n)
-{
-    char msg[32];
-    for (unsigned i = from; i < from + n; i++) {
-        int len = snprintf(msg, sizeof msg, "m-%06u", i);
-        assert_int_equal(ea_mqtt_client_publish(p->c, topic, msg, (size_t)len, 1, 0, i), 1);
-        p->published++;
-    }
-}
-
-/* Publishes m-<i> for i < total as the window allows, tracking the most unacknowledged at once. */
-typedef struct pump {
-    peer *pub;
-    const char *topic;
-    unsigned next, total;
-    peer *sub; /* NULL: only acks are awaited */
-} pump;
-
-static void pump_idle(ea_loop *l, void *arg)
-{
-    (void)l;
-    pump *pm = arg;
-    char msg[32];
-    while (pm->next < pm->total) {
-        int n = snprintf(msg, sizeof msg, "m-%06u", pm->next);
-        if (!ea_mqtt_client_publish(pm->pub->c, pm->topic, msg, (size_t)n, 1, 0, pm->next)) break;
-        pm->next++;
-        pm->pub->published++;
-        uint64_t unacked = pm->pub->published - pm->pub->acked - pm->pub->refused_tags;
-        if (unacked > pm->pub->max_unacked) pm->pub->max_unacked = unacked;
-    }
-}
-
-static int pump_done(void *arg)
-{
-    pump *pm = arg;
-    return pm->pub->acked + pm->pub->refused_tags >= pm->total &&
-           (!pm->sub || pm->sub->received_distinct >= pm->total);
-}
-
-static void run_pump(ea_loop *l, pump *pm)
-{
-    ea_loop_set_idle(l, pump_idle, pm);
-    int ok = test_run_until(l, pump_done, pm, 60000);
-    ea_loop_set_idle(l, NULL, NULL);
-    if (!ok)
-        fail_msg("acked %llu of %u, received %llu; last: %s", (unsigned long long)pm->pub->acked,
-                 pm->total, pm->sub ? (unsigned long long)pm->sub->received_distinct : 0ull,
-                 pm->pub->last_why);
-}
+#define TEST_PEER_MQTT_VERSION 5
+#include "test_mqtt_peer.h"
 
 /* Runs a shell command, returns its stdout (first outlen-1 bytes) and exit status. */
 static int run_cmd(const char *cmd, char *out, size_t outlen)
@@ -334,11 +164,6 @@ static void test_v5_unacked_resent_with_dup_after_reconnect(void **state)
     test_broker_stop(&b);
 }
 
-static int got_offline(void *arg)
-{
-    return strcmp(((peer *)arg)->last_payload, "offline") == 0;
-}
-
 static int got_online(void *arg)
 {
     return strcmp(((peer *)arg)->last_payload, "online") == 0;
@@ -439,11 +264,6 @@ static void test_v5_receive_maximum_honoured(void **state)
     ea_mqtt_client_free(sub.c);
     ea_loop_free(l);
     test_broker_stop(&b);
-}
-
-static int got_after(void *arg)
-{
-    return strcmp(((peer *)arg)->last_payload, "after") == 0;
 }
 
 static int acked_or_refused_2(void *arg)
@@ -556,11 +376,6 @@ static void test_v5_puback_refusal_not_retried(void **state)
     ea_mqtt_client_free(pub.c);
     ea_loop_free(l);
     test_broker_stop(&b);
-}
-
-static int has_disconnected(void *arg)
-{
-    return ((peer *)arg)->disconnects > 0;
 }
 
 /* The broker's reasons reach events.disconnected: a DISCONNECT (here 0x9B: a QoS 1 PUBLISH to a

@@ -11,119 +11,11 @@
 
 #include <cmocka.h>
 
-#include "proto/mqtt_client.h"
 #include "test_mqtt_broker.h"
+#include "test_mqtt_peer.h"
 
 #define N_MSGS 10000
-
-typedef struct peer {
-    ea_mqtt_client *c;
-    int connects, disconnects, session_present;
-    uint64_t acked, received, received_distinct;
-    unsigned char *seen; /* by message index */
-    char last_payload[64];
-    int last_retain;
-    char last_why[256];
-} peer;
-
-static void peer_connected(void *arg, int session_present)
-{
-    peer *p = arg;
-    p->connects++;
-    p->session_present = session_present;
-}
-
-static void peer_disconnected(void *arg, const char *why)
-{
-    peer *p = arg;
-    p->disconnects++;
-    snprintf(p->last_why, sizeof p->last_why, "%s", why);
-}
-
-static void peer_acked(void *arg, uint64_t tag)
-{
-    (void)tag;
-    ((peer *)arg)->acked++;
-}
-
-static void peer_message(void *arg, const char *topic, size_t topic_len, const void *payload,
-                         size_t len, int qos, int retain)
-{
-    (void)topic;
-    (void)topic_len;
-    (void)qos;
-    peer *p = arg;
-    p->received++;
-    p->last_retain = retain;
-    snprintf(p->last_payload, sizeof p->last_payload, "%.*s", (int)len, (const char *)payload);
-    unsigned idx;
-    if (p->seen && sscanf(p->last_payload, "m-%u", &idx) == 1 && idx < N_MSGS && !p->seen[idx]) {
-        p->seen[idx] = 1;
-        p->received_distinct++;
-    }
-}
-
-static ea_mqtt_client *peer_new(ea_loop *l, peer *p, int port, const char *id, int clean,
-                                const char *will_topic)
-{
-    memset(p, 0, sizeof *p);
-    ea_mqtt_client_config cfg = {
-        .host = "127.0.0.1",
-        .port = (uint16_t)port,
-        .client_id = id,
-        .clean_session = clean,
-        .keepalive_s = 30,
-        .will_topic = will_topic,
-        .will_payload = "offline",
-        .will_retain = 1,
-        .will_qos = 1,
-        .max_inflight = 64,
-        .backoff_min_ms = 50,
-        .backoff_max_ms = 400,
-    };
-    ea_mqtt_client_events ev = {peer_connected, peer_disconnected, peer_acked, peer_message, p};
-    char err[256];
-    p->c = ea_mqtt_client_new(l, &cfg, &ev, err, sizeof err);
-    if (!p->c) fail_msg("client: %s", err);
-    return p->c;
-}
-
-static int is_connected(void *arg)
-{
-    return ea_mqtt_client_connected(((peer *)arg)->c);
-}
-
-/* A peer connected and whose SUBSCRIBE has been answered (a PINGREQ round trip after it proves
- * the broker processed it, since the broker answers in order). */
-static void peer_connect(ea_loop *l, peer *p)
-{
-    ea_mqtt_client_start(p->c);
-    if (!test_run_until(l, is_connected, p, 5000)) fail_msg("not connected: %s", p->last_why);
-    test_run_until(l, NULL, NULL, 100);
-}
-
-typedef struct pump {
-    peer *pub, *sub;
-    unsigned next, total;
-} pump;
-
-static void pump_idle(ea_loop *l, void *arg)
-{
-    (void)l;
-    pump *pm = arg;
-    char msg[32];
-    while (pm->next < pm->total) {
-        int n = snprintf(msg, sizeof msg, "m-%06u", pm->next);
-        if (!ea_mqtt_client_publish(pm->pub->c, "t/data", msg, (size_t)n, 1, 0, pm->next)) break;
-        pm->next++;
-    }
-}
-
-static int pump_done(void *arg)
-{
-    pump *pm = arg;
-    return pm->pub->acked >= pm->total && pm->sub->received_distinct >= pm->total;
-}
+_Static_assert(N_MSGS <= TEST_PEER_SEEN, "peer.seen tracks every message");
 
 static void test_publish_10k_qos1_window(void **state)
 {
@@ -133,19 +25,13 @@ static void test_publish_10k_qos1_window(void **state)
     ea_loop *l = ea_loop_new();
     peer pub, sub;
     peer_new(l, &sub, b.port, "t-sub", 1, NULL);
-    sub.seen = calloc(N_MSGS, 1);
-    assert_int_equal(ea_mqtt_client_subscribe(sub.c, "t/data", 1), 0);
+    peer_subscribe(&sub, "t/data");
     peer_connect(l, &sub);
     peer_new(l, &pub, b.port, "t-pub", 1, NULL);
     peer_connect(l, &pub);
 
-    pump pm = {&pub, &sub, 0, N_MSGS};
-    ea_loop_set_idle(l, pump_idle, &pm);
-    int ok = test_run_until(l, pump_done, &pm, 60000);
-    ea_loop_set_idle(l, NULL, NULL);
-    if (!ok)
-        fail_msg("acked %llu received %llu of %d", (unsigned long long)pub.acked,
-                 (unsigned long long)sub.received_distinct, N_MSGS);
+    pump pm = {&pub, "t/data", 0, N_MSGS, &sub};
+    run_pump(l, &pm);
     assert_int_equal(pub.acked, N_MSGS);
     assert_int_equal(sub.received_distinct, N_MSGS);
     assert_int_equal(ea_mqtt_client_window_free(pub.c), 64); /* window empty again */
@@ -165,29 +51,8 @@ static void test_publish_10k_qos1_window(void **state)
 
     ea_mqtt_client_free(pub.c);
     ea_mqtt_client_free(sub.c);
-    free(sub.seen);
     ea_loop_free(l);
     test_broker_stop(&b);
-}
-
-static int has_received(void *arg)
-{
-    peer *p = arg;
-    return p->received_distinct >= 64;
-}
-
-static int all_acked_64(void *arg)
-{
-    return ((peer *)arg)->acked >= 64;
-}
-
-static void publish_n(peer *p, unsigned n)
-{
-    char msg[32];
-    for (unsigned i = 0; i < n; i++) {
-        int len = snprintf(msg, sizeof msg, "m-%06u", i);
-        assert_int_equal(ea_mqtt_client_publish(p->c, "t/data", msg, (size_t)len, 1, 0, i), 1);
-    }
 }
 
 static void test_persistent_session_queues_while_away(void **state)
@@ -198,19 +63,20 @@ static void test_persistent_session_queues_while_away(void **state)
     ea_loop *l = ea_loop_new();
     peer sub, pub;
     peer_new(l, &sub, b.port, "t-persist", 0, NULL);
-    sub.seen = calloc(N_MSGS, 1);
-    ea_mqtt_client_subscribe(sub.c, "t/data", 1);
+    peer_subscribe(&sub, "t/data");
     peer_connect(l, &sub);
     ea_mqtt_client_disconnect(sub.c); /* session (subscription) stays on the broker */
 
     peer_new(l, &pub, b.port, "t-pub2", 1, NULL);
     peer_connect(l, &pub);
-    publish_n(&pub, 64);
-    assert_true(test_run_until(l, all_acked_64, &pub, 10000));
+    publish_n(&pub, "t/data", 0, 64);
+    pub.want_acked = 64;
+    assert_true(test_run_until(l, acked_enough, &pub, 10000));
     assert_int_equal(sub.received, 0);
 
     ea_mqtt_client_start(sub.c); /* same client id, clean_session 0: queued messages arrive */
-    assert_true(test_run_until(l, has_received, &sub, 10000));
+    sub.want_received = 64;
+    assert_true(test_run_until(l, received_enough, &sub, 10000));
     assert_int_equal(sub.session_present, 1);
     assert_int_equal(sub.received_distinct, 64);
     test_run_until(l, NULL, NULL, 200); /* our PUBACKs reach the broker */
@@ -226,7 +92,6 @@ static void test_persistent_session_queues_while_away(void **state)
 
     ea_mqtt_client_free(pub.c);
     ea_mqtt_client_free(sub.c);
-    free(sub.seen);
     ea_loop_free(l);
     test_broker_stop(&b);
 }
@@ -239,17 +104,17 @@ static void test_unacked_resent_with_dup_after_reconnect(void **state)
     ea_loop *l = ea_loop_new();
     peer sub, pub;
     peer_new(l, &sub, b.port, "t-sub3", 1, NULL);
-    sub.seen = calloc(N_MSGS, 1);
-    ea_mqtt_client_subscribe(sub.c, "t/data", 1);
+    peer_subscribe(&sub, "t/data");
     peer_connect(l, &sub);
     peer_new(l, &pub, b.port, "t-pub3", 0, NULL);
     peer_connect(l, &pub);
 
-    publish_n(&pub, 64);         /* fills the window; queued, not yet written */
-    ea_mqtt_client_abort(pub.c); /* connection lost before any PUBACK */
+    publish_n(&pub, "t/data", 0, 64); /* fills the window; queued, not yet written */
+    ea_mqtt_client_abort(pub.c);      /* connection lost before any PUBACK */
     assert_int_equal(ea_mqtt_client_window_free(pub.c), 0); /* the window still holds them */
     ea_mqtt_client_start(pub.c);
-    assert_true(test_run_until(l, all_acked_64, &pub, 10000));
+    pub.want_acked = 64;
+    assert_true(test_run_until(l, acked_enough, &pub, 10000));
     /* all 64 were re-sent with DUP and their original ids, then acknowledged */
     ea_mqtt_client_stats st;
     ea_mqtt_client_stats_get(pub.c, &st);
@@ -263,15 +128,8 @@ static void test_unacked_resent_with_dup_after_reconnect(void **state)
 
     ea_mqtt_client_free(pub.c);
     ea_mqtt_client_free(sub.c);
-    free(sub.seen);
     ea_loop_free(l);
     test_broker_stop(&b);
-}
-
-static int got_offline(void *arg)
-{
-    peer *p = arg;
-    return strcmp(p->last_payload, "offline") == 0;
 }
 
 static void test_last_will_retained_offline(void **state)
@@ -285,7 +143,7 @@ static void test_last_will_retained_offline(void **state)
     peer_connect(l, &dev);
     assert_int_equal(ea_mqtt_client_publish(dev.c, "t/status", "online", 6, 1, 1, 0), 1);
     peer_new(l, &watcher, b.port, "t-watch", 1, NULL);
-    ea_mqtt_client_subscribe(watcher.c, "t/status", 1);
+    peer_subscribe(&watcher, "t/status");
     peer_connect(l, &watcher);
     test_run_until(l, NULL, NULL, 100);
     assert_string_equal(watcher.last_payload, "online");
@@ -296,7 +154,7 @@ static void test_last_will_retained_offline(void **state)
 
     /* retained: a client subscribing later still sees "offline" with the retain flag */
     peer_new(l, &late, b.port, "t-late", 1, NULL);
-    ea_mqtt_client_subscribe(late.c, "t/status", 1);
+    peer_subscribe(&late, "t/status");
     ea_mqtt_client_start(late.c);
     assert_true(test_run_until(l, got_offline, &late, 5000));
     assert_int_equal(late.last_retain, 1);
@@ -315,13 +173,9 @@ static void test_keepalive_pings_keep_the_session(void **state)
     assert_int_equal(test_broker_start(&b, NULL), 0);
     ea_loop *l = ea_loop_new();
     peer p;
-    memset(&p, 0, sizeof p);
     ea_mqtt_client_config cfg = {
         .host = "127.0.0.1", .port = (uint16_t)b.port, .client_id = "t-ka", .keepalive_s = 1};
-    ea_mqtt_client_events ev = {peer_connected, peer_disconnected, peer_acked, peer_message, &p};
-    char err[256];
-    p.c = ea_mqtt_client_new(l, &cfg, &ev, err, sizeof err);
-    assert_non_null(p.c);
+    peer_new_cfg(l, &p, &cfg);
     peer_connect(l, &p);
     /* idle for 3.5 keepalive periods: mosquitto drops a client silent for 1.5 periods */
     test_run_until(l, NULL, NULL, 3500);
@@ -335,11 +189,6 @@ static void test_keepalive_pings_keep_the_session(void **state)
     test_broker_stop(&b);
 }
 
-static int has_disconnected(void *arg)
-{
-    return ((peer *)arg)->disconnects > 0;
-}
-
 /* A broker that stops answering (SIGSTOP: the kernel keeps the TCP connection open, nothing
  * replies) is detected by the missing PINGRESP, and the client reconnects once it is back. */
 static void test_keepalive_detects_frozen_broker(void **state)
@@ -349,7 +198,6 @@ static void test_keepalive_detects_frozen_broker(void **state)
     assert_int_equal(test_broker_start(&b, NULL), 0);
     ea_loop *l = ea_loop_new();
     peer p;
-    memset(&p, 0, sizeof p);
     ea_mqtt_client_config cfg = {.host = "127.0.0.1",
                                  .port = (uint16_t)b.port,
                                  .client_id = "t-frozen",
@@ -357,10 +205,7 @@ static void test_keepalive_detects_frozen_broker(void **state)
                                  .backoff_min_ms = 50,
                                  .backoff_max_ms = 200,
                                  .connect_timeout_ms = 500};
-    ea_mqtt_client_events ev = {peer_connected, peer_disconnected, peer_acked, peer_message, &p};
-    char err[256];
-    p.c = ea_mqtt_client_new(l, &cfg, &ev, err, sizeof err);
-    assert_non_null(p.c);
+    peer_new_cfg(l, &p, &cfg);
     peer_connect(l, &p);
     kill(b.pid, SIGSTOP);
     assert_true(test_run_until(l, has_disconnected, &p, 10000));
@@ -390,7 +235,7 @@ static void test_broker_restart_reconnects_and_resends(void **state)
     peer p;
     peer_new(l, &p, b.port, "t-restart", 0, NULL);
     peer_connect(l, &p);
-    publish_n(&p, 50);
+    publish_n(&p, "t/data", 0, 50);
     test_broker_kill(&b, SIGKILL);      /* before any of the 50 could be acknowledged */
     test_run_until(l, NULL, NULL, 800); /* the client notices and retries with backoff */
     assert_false(ea_mqtt_client_connected(p.c));
@@ -424,33 +269,24 @@ static void test_credentials_checked_by_broker(void **state)
     assert_int_equal(test_broker_start(&b, extra), 0);
     ea_loop *l = ea_loop_new();
     peer p;
-    memset(&p, 0, sizeof p);
     ea_mqtt_client_config cfg = {.host = "127.0.0.1",
                                  .port = (uint16_t)b.port,
                                  .client_id = "t-auth",
                                  .username = "edge",
                                  .password = "wrong",
                                  .backoff_min_ms = 5000};
-    ea_mqtt_client_events ev = {peer_connected, peer_disconnected, peer_acked, peer_message, &p};
-    char err[256];
-    p.c = ea_mqtt_client_new(l, &cfg, &ev, err, sizeof err);
+    peer_new_cfg(l, &p, &cfg);
     ea_mqtt_client_start(p.c);
     assert_true(test_run_until(l, has_disconnected, &p, 5000));
     assert_non_null(strstr(p.last_why, "broker refused the connection: not authorized"));
     assert_int_equal(p.connects, 0);
     ea_mqtt_client_free(p.c);
     cfg.password = "s3cret";
-    memset(&p, 0, sizeof p);
-    p.c = ea_mqtt_client_new(l, &cfg, &ev, err, sizeof err);
+    peer_new_cfg(l, &p, &cfg);
     peer_connect(l, &p);
     ea_mqtt_client_free(p.c);
     ea_loop_free(l);
     test_broker_stop(&b);
-}
-
-static int got_after(void *arg)
-{
-    return strcmp(((peer *)arg)->last_payload, "after") == 0;
 }
 
 /* A message over max_packet (e.g. a hostile one on the control topic) is dropped and PUBACKed;
@@ -463,17 +299,13 @@ static void test_oversized_publish_dropped_not_fatal(void **state)
     assert_int_equal(test_broker_start(&b, NULL), 0);
     ea_loop *l = ea_loop_new();
     peer sub, pub;
-    memset(&sub, 0, sizeof sub);
     ea_mqtt_client_config cfg = {.host = "127.0.0.1",
                                  .port = (uint16_t)b.port,
                                  .client_id = "t-small",
                                  .max_packet = 100 * 1024,
                                  .backoff_min_ms = 50};
-    ea_mqtt_client_events ev = {peer_connected, peer_disconnected, peer_acked, peer_message, &sub};
-    char err[256];
-    sub.c = ea_mqtt_client_new(l, &cfg, &ev, err, sizeof err);
-    assert_non_null(sub.c);
-    ea_mqtt_client_subscribe(sub.c, "t/big", 1);
+    peer_new_cfg(l, &sub, &cfg);
+    peer_subscribe(&sub, "t/big");
     peer_connect(l, &sub);
     peer_new(l, &pub, b.port, "t-bigpub", 1, NULL);
     peer_connect(l, &pub);
