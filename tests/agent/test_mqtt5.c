@@ -15,12 +15,11 @@
 
 #include <cmocka.h>
 
-#include "agent.h"
-#include "config/config.h"
 #include "proto/mqtt_codec.h"
 #include "test_mqtt_broker.h"
 #define TEST_PEER_MQTT_VERSION 5
 #include "test_mqtt_peer.h"
+#include "test_agent_child.h"
 
 /* Runs a shell command, returns its stdout (first outlen-1 bytes) and exit status. */
 static int run_cmd(const char *cmd, char *out, size_t outlen)
@@ -43,6 +42,45 @@ static int broker_log_has(const test_broker *b, const char *what)
     fclose(f);
     buf[n] = '\0';
     return strstr(buf, what) != NULL;
+}
+
+/* A broker (extra: more mosquitto.conf lines, or NULL), a loop, a subscriber to topic (clean
+ * session) and a publisher (persistent session), both connected and the subscription active. */
+static ea_loop *sub_pub_start(test_broker *b, const char *extra, peer *sub, const char *sub_id,
+                              const char *topic, peer *pub, const char *pub_id)
+{
+    assert_int_equal(test_broker_start(b, extra), 0);
+    ea_loop *l = ea_loop_new();
+    peer_new(l, sub, b->port, sub_id, 1, NULL);
+    peer_subscribe(sub, topic);
+    peer_connect(l, sub);
+    peer_new(l, pub, b->port, pub_id, 0, NULL);
+    peer_connect(l, pub);
+    return l;
+}
+
+static void sub_pub_stop(test_broker *b, ea_loop *l, peer *sub, peer *pub)
+{
+    ea_mqtt_client_free(pub->c);
+    ea_mqtt_client_free(sub->c);
+    ea_loop_free(l);
+    test_broker_stop(b);
+}
+
+/* A broker whose ACL file holds acl_lines, plus extra mosquitto.conf lines (or ""). */
+static void broker_start_with_acl(test_broker *b, const char *acl_lines, const char *extra)
+{
+    char acl[160], conf[256];
+    snprintf(b->dir, sizeof b->dir, "/tmp/ea-broker-XXXXXX");
+    assert_non_null(mkdtemp(b->dir));
+    b->port = test_free_port();
+    snprintf(acl, sizeof acl, "%s/acl", b->dir);
+    FILE *f = fopen(acl, "w");
+    assert_non_null(f);
+    fputs(acl_lines, f);
+    fclose(f);
+    snprintf(conf, sizeof conf, "acl_file %s\n%s", acl, extra);
+    assert_int_equal(test_broker_start(b, conf), 0);
 }
 
 /* ------------------------------------------------------------------ tests */
@@ -121,24 +159,15 @@ static void test_v5_persistent_session_across_reconnect(void **state)
     assert_int_equal(sub.session_present, 1);
     assert_int_equal(sub.received_distinct, 100);
 
-    ea_mqtt_client_free(pub.c);
-    ea_mqtt_client_free(sub.c);
-    ea_loop_free(l);
-    test_broker_stop(&b);
+    sub_pub_stop(&b, l, &sub, &pub);
 }
 
 static void test_v5_unacked_resent_with_dup_after_reconnect(void **state)
 {
     (void)state;
     test_broker b = {0};
-    assert_int_equal(test_broker_start(&b, NULL), 0);
-    ea_loop *l = ea_loop_new();
     peer sub, pub;
-    peer_new(l, &sub, b.port, "t-v5sub3", 1, NULL);
-    peer_subscribe(&sub, "t/data");
-    peer_connect(l, &sub);
-    peer_new(l, &pub, b.port, "t-v5pub3", 0, NULL);
-    peer_connect(l, &pub);
+    ea_loop *l = sub_pub_start(&b, NULL, &sub, "t-v5sub3", "t/data", &pub, "t-v5pub3");
     ea_mqtt_client_stats st;
     ea_mqtt_client_stats_get(pub.c, &st);
     int window = ea_mqtt_client_window_free(pub.c);
@@ -158,10 +187,7 @@ static void test_v5_unacked_resent_with_dup_after_reconnect(void **state)
     for (int i = 0; i < window; i++)
         assert_int_equal(sub.seen[i], 1);
 
-    ea_mqtt_client_free(pub.c);
-    ea_mqtt_client_free(sub.c);
-    ea_loop_free(l);
-    test_broker_stop(&b);
+    sub_pub_stop(&b, l, &sub, &pub);
 }
 
 static int got_online(void *arg)
@@ -225,14 +251,9 @@ static void test_v5_receive_maximum_honoured(void **state)
 {
     (void)state;
     test_broker b = {0};
-    assert_int_equal(test_broker_start(&b, "max_inflight_messages 5\n"), 0);
-    ea_loop *l = ea_loop_new();
     peer sub, pub;
-    peer_new(l, &sub, b.port, "t-rmsub", 1, NULL);
-    peer_subscribe(&sub, "t/rm");
-    peer_connect(l, &sub);
-    peer_new(l, &pub, b.port, "t-rmpub", 0, NULL);
-    peer_connect(l, &pub);
+    ea_loop *l =
+        sub_pub_start(&b, "max_inflight_messages 5\n", &sub, "t-rmsub", "t/rm", &pub, "t-rmpub");
     ea_mqtt_client_stats st;
     ea_mqtt_client_stats_get(pub.c, &st);
     assert_int_equal(st.server_receive_maximum, 5);
@@ -260,10 +281,7 @@ static void test_v5_receive_maximum_honoured(void **state)
     assert_true(pub.max_unacked <= 5);
     assert_int_equal(pub.disconnects, 0);
 
-    ea_mqtt_client_free(pub.c);
-    ea_mqtt_client_free(sub.c);
-    ea_loop_free(l);
-    test_broker_stop(&b);
+    sub_pub_stop(&b, l, &sub, &pub);
 }
 
 static int acked_or_refused_2(void *arg)
@@ -284,14 +302,9 @@ static void test_v5_maximum_packet_size_honoured(void **state)
 {
     (void)state;
     test_broker b = {0};
-    assert_int_equal(test_broker_start(&b, "max_packet_size 1024\n"), 0);
-    ea_loop *l = ea_loop_new();
     peer sub, pub;
-    peer_new(l, &sub, b.port, "t-mpsub", 1, NULL);
-    peer_subscribe(&sub, "t/mp");
-    peer_connect(l, &sub);
-    peer_new(l, &pub, b.port, "t-mppub", 0, NULL);
-    peer_connect(l, &pub);
+    ea_loop *l =
+        sub_pub_start(&b, "max_packet_size 1024\n", &sub, "t-mpsub", "t/mp", &pub, "t-mppub");
     ea_mqtt_client_stats st;
     ea_mqtt_client_stats_get(pub.c, &st);
     assert_int_equal(st.server_maximum_packet, 1024);
@@ -328,10 +341,7 @@ static void test_v5_maximum_packet_size_honoured(void **state)
     assert_int_equal(sub.received, 2);
     assert_int_equal(pub.disconnects, 0);
 
-    ea_mqtt_client_free(pub.c);
-    ea_mqtt_client_free(sub.c);
-    ea_loop_free(l);
-    test_broker_stop(&b);
+    sub_pub_stop(&b, l, &sub, &pub);
 }
 
 /* An ACL refusal comes back as PUBACK 0x87: reported once, counted, never re-sent (not even
@@ -340,17 +350,7 @@ static void test_v5_puback_refusal_not_retried(void **state)
 {
     (void)state;
     test_broker b = {0};
-    char acl[160], extra[256];
-    snprintf(b.dir, sizeof b.dir, "/tmp/ea-broker-XXXXXX");
-    assert_non_null(mkdtemp(b.dir));
-    b.port = test_free_port();
-    snprintf(acl, sizeof acl, "%s/acl", b.dir);
-    FILE *f = fopen(acl, "w");
-    assert_non_null(f);
-    fputs("topic readwrite t/ok/#\n", f);
-    fclose(f);
-    snprintf(extra, sizeof extra, "acl_file %s\n", acl);
-    assert_int_equal(test_broker_start(&b, extra), 0);
+    broker_start_with_acl(&b, "topic readwrite t/ok/#\n", "");
     ea_loop *l = ea_loop_new();
     peer pub;
     peer_new(l, &pub, b.port, "t-aclpub", 0, NULL);
@@ -539,17 +539,17 @@ static void test_v5_config_keys(void **state)
     ea_config_free(&c);
 }
 
-typedef struct agent_proc {
-    char dir[64];
-    int port;
-    pid_t pid;
-} agent_proc;
-
-static void agent_start(agent_proc *ap, const char *yaml)
+/* In the agent child: the config file <dir>/agent.yaml (arg) written by agent_start. */
+static int load_agent_yaml(ea_config *c, const test_agent *ap, const void *path, char *err,
+                           size_t errlen)
 {
-    snprintf(ap->dir, sizeof ap->dir, "/tmp/ea-mqtt5-agent-XXXXXX");
-    assert_non_null(mkdtemp(ap->dir));
-    ap->port = test_free_port();
+    (void)ap;
+    return ea_config_load_file(c, path, err, errlen);
+}
+
+static void agent_start(test_agent *ap, const char *yaml)
+{
+    test_agent_init(ap, "/tmp/ea-mqtt5-agent-XXXXXX");
     char path[128];
     snprintf(path, sizeof path, "%s/agent.yaml", ap->dir);
     FILE *f = fopen(path, "w");
@@ -558,54 +558,7 @@ static void agent_start(agent_proc *ap, const char *yaml)
             "agent:\n  port: \"127.0.0.1:%d\"\n  remote_config: false\nspool:\n  dir: %s/spool\n%s",
             ap->port, ap->dir, yaml);
     fclose(f);
-    ap->pid = fork();
-    assert_true(ap->pid >= 0);
-    if (ap->pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        char err[400];
-        ea_config c;
-        ea_config_defaults(&c);
-        if (ea_config_load_file(&c, path, err, sizeof err) < 0 ||
-            ea_config_validate(&c, err, sizeof err) < 0) {
-            fprintf(stderr, "agent config: %s\n", err);
-            _exit(2);
-        }
-        ea_agent *a = ea_agent_new(&c, err, sizeof err);
-        if (!a) {
-            fprintf(stderr, "agent: %s\n", err);
-            _exit(2);
-        }
-        int rc = ea_agent_run(a);
-        ea_agent_free(a);
-        _exit(rc == 0 ? 0 : 1);
-    }
-    for (int i = 0; i < 500 && !test_port_open(ap->port); i++)
-        test_sleep_ms(10);
-    assert_true(test_port_open(ap->port));
-}
-
-static void agent_stop(agent_proc *ap)
-{
-    int st = 0;
-    kill(ap->pid, SIGTERM);
-    waitpid(ap->pid, &st, 0);
-    assert_true(WIFEXITED(st));
-    assert_int_equal(WEXITSTATUS(st), 0);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", ap->dir);
-    assert_int_equal(system(cmd), 0);
-}
-
-/* GET path from the agent; returns the body. */
-static void agent_get(const agent_proc *ap, const char *path, char *out, size_t outlen)
-{
-    char cmd[256];
-    snprintf(cmd, sizeof cmd,
-             "python3 -c \"import urllib.request,sys;"
-             "sys.stdout.write(urllib.request.urlopen('http://"
-             "127.0.0.1:%d%s',timeout=10).read().decode())\"",
-             ap->port, path);
-    assert_int_equal(run_cmd(cmd, out, outlen), 0);
+    test_agent_run(ap, load_agent_yaml, path);
 }
 
 static int wait_for_broker_log(const test_broker *b, const char *what)
@@ -624,18 +577,9 @@ static void test_v5_agent_input_and_uplink(void **state)
 {
     (void)state;
     test_broker b = {0};
-    char acl[160], extra[256];
-    snprintf(b.dir, sizeof b.dir, "/tmp/ea-broker-XXXXXX");
-    assert_non_null(mkdtemp(b.dir));
-    b.port = test_free_port();
-    snprintf(acl, sizeof acl, "%s/acl", b.dir);
-    FILE *f = fopen(acl, "w");
-    assert_non_null(f);
-    fputs("topic readwrite dev/#\ntopic readwrite up/#\n", f);
-    fclose(f);
     /* log_type subscribe: the broker logs "<client> <qos> <filter>" once a subscription is in */
-    snprintf(extra, sizeof extra, "acl_file %s\nlog_type subscribe\n", acl);
-    assert_int_equal(test_broker_start(&b, extra), 0);
+    broker_start_with_acl(&b, "topic readwrite dev/#\ntopic readwrite up/#\n",
+                          "log_type subscribe\n");
 
     char cmd[512], out[65536], yaml[512];
     snprintf(cmd, sizeof cmd,
@@ -648,7 +592,7 @@ static void test_v5_agent_input_and_uplink(void **state)
              "uplink:\n  url: mqtt://127.0.0.1:%d/up/data\n  mqtt_version: 5\n  client_id: ea-v5\n"
              "  backoff_min_ms: 50\n  backoff_max_ms: 200\n",
              b.port, b.port);
-    agent_proc ap;
+    test_agent ap;
     agent_start(&ap, yaml);
     assert_true(wait_for_broker_log(&b, "as ea-v5 (p5, c0"));
     assert_true(wait_for_broker_log(&b, "as edgeagent-in-local (p5, c0"));
@@ -675,9 +619,9 @@ static void test_v5_agent_input_and_uplink(void **state)
     assert_non_null(strstr(out, "\"topic\":\"dev/d1/data\""));
 
     char body[16384];
-    agent_get(&ap, "/metrics", body, sizeof body);
+    test_agent_get(&ap, "/metrics", body, sizeof body);
     assert_non_null(strstr(body, "uplink_refused_total 0\n"));
-    agent_stop(&ap);
+    test_agent_stop(&ap);
 
     /* the uplink topic not writable: every record refused (0x87), counted, none left pending */
     snprintf(
@@ -696,16 +640,16 @@ static void test_v5_agent_input_and_uplink(void **state)
     }
     int ok = 0;
     for (int i = 0; i < 750 && !ok; i++) {
-        agent_get(&ap, "/metrics", body, sizeof body);
+        test_agent_get(&ap, "/metrics", body, sizeof body);
         ok = strstr(body, "uplink_refused_total 5\n") && strstr(body, "spool_pending_records 0\n");
         if (!ok) test_sleep_ms(20);
     }
     if (!ok) fail_msg("metrics: %s", body);
     assert_non_null(strstr(body, "records_delivered_total 0\n"));
     assert_non_null(strstr(body, "records_dropped_total 5\n"));
-    agent_get(&ap, "/health", body, sizeof body);
+    test_agent_get(&ap, "/health", body, sizeof body);
     assert_non_null(strstr(body, "\"uplink_refused\":5"));
-    agent_stop(&ap);
+    test_agent_stop(&ap);
     test_broker_stop(&b);
 }
 

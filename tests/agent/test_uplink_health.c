@@ -16,9 +16,8 @@
 #include <cmocka.h>
 #include <sys/time.h>
 
-#include "agent.h"
-#include "config/config.h"
 #include "test_mqtt_broker.h"
+#include "test_agent_child.h"
 
 static const char server_py[] =
     "import json, sys\n"
@@ -90,107 +89,35 @@ static int http_server_records(const http_server *s)
 
 /* ------------------------------------------------------------------ the agent, in a child */
 
-typedef struct agent_proc {
-    char spool[64];
-    int port;
-    pid_t pid;
-} agent_proc;
-
-static void agent_start(agent_proc *ap, const char *uplink_url)
+/* In the agent child: a spool in ap->dir, the uplink at uplink_url (arg), quick retries. */
+static int configure_agent(ea_config *c, const test_agent *ap, const void *uplink_url, char *err,
+                           size_t errlen)
 {
-    snprintf(ap->spool, sizeof ap->spool, "/tmp/ea-uphealth-spool-XXXXXX");
-    assert_non_null(mkdtemp(ap->spool));
-    ap->port = test_free_port();
-    ap->pid = fork();
-    assert_true(ap->pid >= 0);
-    if (ap->pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        char listen[32], err[400];
-        snprintf(listen, sizeof listen, "127.0.0.1:%d", ap->port);
-        ea_config c;
-        ea_config_defaults(&c);
-        if (ea_config_set(&c, "spool.dir", ap->spool, err, sizeof err) < 0 ||
-            ea_config_set(&c, "agent.port", listen, err, sizeof err) < 0 ||
-            ea_config_set(&c, "uplink.url", uplink_url, err, sizeof err) < 0 ||
-            ea_config_set(&c, "uplink.backoff_min_ms", "50", err, sizeof err) < 0 ||
-            ea_config_set(&c, "uplink.backoff_max_ms", "200", err, sizeof err) < 0 ||
-            ea_config_set(&c, "agent.remote_config", "false", err, sizeof err) < 0 ||
-            ea_config_validate(&c, err, sizeof err) < 0) {
-            fprintf(stderr, "agent config: %s\n", err);
-            _exit(2);
-        }
-        ea_agent *a = ea_agent_new(&c, err, sizeof err);
-        if (!a) {
-            fprintf(stderr, "agent: %s\n", err);
-            _exit(2);
-        }
-        int rc = ea_agent_run(a);
-        ea_agent_free(a);
-        _exit(rc == 0 ? 0 : 1);
-    }
-    for (int i = 0; i < 500 && !test_port_open(ap->port); i++)
-        test_sleep_ms(10);
-    assert_true(test_port_open(ap->port));
+    char listen[32];
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", ap->port);
+    if (ea_config_set(c, "spool.dir", ap->dir, err, errlen) < 0 ||
+        ea_config_set(c, "agent.port", listen, err, errlen) < 0 ||
+        ea_config_set(c, "uplink.url", uplink_url, err, errlen) < 0 ||
+        ea_config_set(c, "uplink.backoff_min_ms", "50", err, errlen) < 0 ||
+        ea_config_set(c, "uplink.backoff_max_ms", "200", err, errlen) < 0 ||
+        ea_config_set(c, "agent.remote_config", "false", err, errlen) < 0)
+        return -1;
+    return 0;
 }
 
-static void agent_stop(agent_proc *ap)
+static void agent_start(test_agent *ap, const char *uplink_url)
 {
-    int st = 0;
-    kill(ap->pid, SIGTERM); /* drains for at most 5 s, then exits 0 */
-    waitpid(ap->pid, &st, 0);
-    assert_true(WIFEXITED(st));
-    assert_int_equal(WEXITSTATUS(st), 0);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", ap->spool);
-    assert_int_equal(system(cmd), 0);
+    test_agent_init(ap, "/tmp/ea-uphealth-spool-XXXXXX");
+    test_agent_run(ap, configure_agent, uplink_url);
 }
 
-/* One blocking HTTP/1.1 exchange with the agent; returns the status, the body in body. */
-static int agent_http(const agent_proc *ap, const char *method, const char *path, const char *json,
-                      char *body, size_t bodylen)
+static void get_health(const test_agent *ap, char *out, size_t outlen)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET,
-                             .sin_port = htons((uint16_t)ap->port),
-                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    struct timeval tv = {10, 0}; /* a stuck agent fails the test instead of hanging it */
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0)
-        fail_msg("connect: %s", strerror(errno));
-    char req[1024];
-    int n = snprintf(req, sizeof req,
-                     "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
-                     "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
-                     method, path, json ? strlen(json) : 0, json ? json : "");
-    assert_int_equal(write(fd, req, (size_t)n), n);
-    static char resp[65536];
-    size_t len = 0;
-    for (;;) {
-        ssize_t r = read(fd, resp + len, sizeof resp - 1 - len);
-        if (r <= 0) break;
-        len += (size_t)r;
-        resp[len] = '\0';
-        char *end = strstr(resp, "\r\n\r\n");
-        char *cl = strstr(resp, "Content-Length: ");
-        if (end && cl && cl < end && len >= (size_t)(end + 4 - resp) + strtoul(cl + 16, NULL, 10))
-            break;
-    }
-    close(fd);
-    resp[len] = '\0';
-    int status = 0;
-    if (sscanf(resp, "HTTP/1.1 %d", &status) != 1) fail_msg("no HTTP answer: '%s'", resp);
-    const char *b = strstr(resp, "\r\n\r\n");
-    snprintf(body, bodylen, "%s", b ? b + 4 : "");
-    return status;
-}
-
-static void get_health(const agent_proc *ap, char *out, size_t outlen)
-{
-    assert_int_equal(agent_http(ap, "GET", "/health", NULL, out, outlen), 200);
+    test_agent_get(ap, "/health", out, outlen);
 }
 
 /* Polls /health until it contains `want` (deadline 15 s: a failure, not a measurement). */
-static int health_becomes(const agent_proc *ap, const char *want, char *out, size_t outlen)
+static int health_becomes(const test_agent *ap, const char *want, char *out, size_t outlen)
 {
     for (int i = 0; i < 750; i++) {
         get_health(ap, out, outlen);
@@ -201,10 +128,10 @@ static int health_becomes(const agent_proc *ap, const char *want, char *out, siz
 }
 
 /* The value line of a Prometheus metric in /metrics, as an integer. */
-static long metric(const agent_proc *ap, const char *name)
+static long metric(const test_agent *ap, const char *name)
 {
     static char m[65536];
-    assert_int_equal(agent_http(ap, "GET", "/metrics", NULL, m, sizeof m), 200);
+    test_agent_get(ap, "/metrics", m, sizeof m);
     char key[128];
     snprintf(key, sizeof key, "\n%s ", name);
     const char *p = strstr(m, key);
@@ -212,12 +139,12 @@ static long metric(const agent_proc *ap, const char *name)
     return strtol(p + strlen(key), NULL, 10);
 }
 
-static void post_record(const agent_proc *ap, int id)
+static void post_record(const test_agent *ap, int id)
 {
     char rec[128], body[512];
     snprintf(rec, sizeof rec,
              "{\"measurement\":\"env\",\"tags\":{\"id\":\"r%d\"},\"fields\":{\"t\":%d}}", id, id);
-    int st = agent_http(ap, "POST", "/v1/ingest", rec, body, sizeof body);
+    int st = test_agent_http(ap, "POST", "/v1/ingest", rec, body, sizeof body);
     if (st != 200) fail_msg("ingest: %d %s", st, body);
 }
 
@@ -231,7 +158,7 @@ static void test_http_uplink_state_in_health(void **state)
     http_server_start(&srv);
     char url[128];
     snprintf(url, sizeof url, "http://127.0.0.1:%d/ingest", srv.port);
-    agent_proc ap;
+    test_agent ap;
     agent_start(&ap, url);
 
     /* before any record: nothing was sent and nothing failed, so the uplink is up */
@@ -266,7 +193,7 @@ static void test_http_uplink_state_in_health(void **state)
     assert_int_equal(metric(&ap, "edgeagent_uplink_connected"), 1);
     assert_int_equal(http_server_records(&srv), 2);
 
-    agent_stop(&ap);
+    test_agent_stop(&ap);
     http_server_kill(&srv);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", srv.dir);
@@ -298,7 +225,7 @@ static void test_mqtt_uplink_connected_only_after_connack(void **state)
     kill(b.pid, SIGSTOP);
     char url[128];
     snprintf(url, sizeof url, "mqtt://127.0.0.1:%d/edge/health", b.port);
-    agent_proc ap;
+    test_agent ap;
     agent_start(&ap, url);
     for (int i = 0; i < 500 && !established_to(b.port); i++)
         test_sleep_ms(10);
@@ -317,7 +244,7 @@ static void test_mqtt_uplink_connected_only_after_connack(void **state)
         fail_msg("MQTT never up: %s", h);
     assert_true(health_becomes(&ap, "\"delivered\":1", h, sizeof h));
     assert_int_equal(metric(&ap, "edgeagent_uplink_connected"), 1);
-    agent_stop(&ap);
+    test_agent_stop(&ap);
     test_broker_stop(&b);
 }
 
