@@ -38,14 +38,12 @@ static void assert_str(ea_mqtt_str s, const char *want)
     assert_memory_equal(s.p, want, s.len);
 }
 
-static void test_connect_roundtrip(void **state)
+/* A CONNECT from "dev-1" with a retained QoS 1 will "offline" on t/status, user "u" and the
+ * given password. */
+static void fill_connect(ea_mqtt_connect *c, uint16_t keepalive_s, ea_mqtt_str password)
 {
-    (void)state;
-    uint8_t buf[256];
-    ea_mqtt_packet in = {.type = EA_MQTT_CONNECT}, out;
-    ea_mqtt_connect *c = &in.u.connect;
     c->client_id = ea_mqtt_cstr("dev-1");
-    c->keepalive_s = 30;
+    c->keepalive_s = keepalive_s;
     c->has_will = 1;
     c->will_qos = 1;
     c->will_retain = 1;
@@ -54,8 +52,17 @@ static void test_connect_roundtrip(void **state)
     c->has_username = 1;
     c->username = ea_mqtt_cstr("u");
     c->has_password = 1;
-    c->password = ea_mqtt_cstr("p\0w");
-    c->password.len = 3;
+    c->password = password;
+}
+
+static void test_connect_roundtrip(void **state)
+{
+    (void)state;
+    uint8_t buf[256];
+    ea_mqtt_packet in = {.type = EA_MQTT_CONNECT}, out;
+    ea_mqtt_str pw = ea_mqtt_cstr("p\0w");
+    pw.len = 3; /* a NUL inside the password */
+    fill_connect(&in.u.connect, 30, pw);
     roundtrip(&in, &out, buf, sizeof buf);
     assert_str(out.u.connect.client_id, "dev-1");
     assert_int_equal(out.u.connect.keepalive_s, 30);
@@ -399,17 +406,7 @@ static void test_v5_connect_bytes_and_roundtrip(void **state)
     /* will with (empty and non-empty) will properties, user/password, Maximum Packet Size */
     ea_mqtt_packet w = {.type = EA_MQTT_CONNECT, .version = EA_MQTT_V5};
     ea_mqtt_connect *c = &w.u.connect;
-    c->client_id = ea_mqtt_cstr("dev-1");
-    c->keepalive_s = 60;
-    c->has_will = 1;
-    c->will_qos = 1;
-    c->will_retain = 1;
-    c->will_topic = ea_mqtt_cstr("t/status");
-    c->will_payload = ea_mqtt_cstr("offline");
-    c->has_username = 1;
-    c->username = ea_mqtt_cstr("u");
-    c->has_password = 1;
-    c->password = ea_mqtt_cstr("pw");
+    fill_connect(c, 60, ea_mqtt_cstr("pw"));
     w.props.maximum_packet_size = 524288;
     EA_MQTT_SET(w.props, EA_MQTT_P_MAXIMUM_PACKET_SIZE);
     roundtrip_v5(&w, &out, buf, sizeof buf, &n);
