@@ -63,22 +63,9 @@ static void server_start(server *s)
     char py[128];
     snprintf(py, sizeof py, "%s/server.py", s->dir);
     snprintf(s->log, sizeof s->log, "%s/received.jsonl", s->dir);
-    FILE *f = fopen(py, "w");
-    fputs(server_py, f);
-    fclose(f);
+    assert_int_equal(test_write_file(py, server_py), 0);
     s->port = test_free_port();
-    char port[16];
-    snprintf(port, sizeof port, "%d", s->port);
-    s->pid = fork();
-    if (s->pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGTERM); /* never outlive a failed test */
-        int fd = open("/dev/null", O_WRONLY);
-        dup2(fd, 1);
-        execl("/usr/bin/python3", "python3", py, port, s->log, (char *)NULL);
-        _exit(127);
-    }
-    for (int i = 0; i < 500 && !test_port_open(s->port); i++)
-        test_sleep_ms(10);
+    s->pid = test_python_server_start(py, s->port, s->log);
     assert_true(test_port_open(s->port));
 }
 

@@ -1,8 +1,8 @@
 /*
  * test_mqtt_broker.h: helpers shared by the uplink tests: a REAL mosquitto broker started on
  * 127.0.0.1:<free port> from a generated config (plain or TLS), and "run the event loop until a
- * condition holds or a deadline passes". Header-only (static functions) because each test file is
- * its own executable.
+ * condition holds or a deadline passes"; also a python3 test server (test_python_server_start).
+ * Header-only (static functions) because each test file is its own executable.
  */
 #ifndef TEST_MQTT_BROKER_H
 #define TEST_MQTT_BROKER_H
@@ -118,6 +118,37 @@ static __attribute__((unused)) void test_broker_stop(test_broker *b)
         if (system(cmd) != 0) fprintf(stderr, "cleanup of %s failed\n", b->dir);
         b->dir[0] = '\0';
     }
+}
+
+/* ------------------------------------------------------------------ a python3 server */
+
+/* Writes text to path; -1 on failure. */
+static __attribute__((unused)) int test_write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    if (!f) return -1;
+    int ok = fputs(text, f) >= 0;
+    return fclose(f) == 0 && ok ? 0 : -1;
+}
+
+/* Forks `python3 script port log` (its stdout to /dev/null; killed if the test dies) and waits
+ * up to 5 s for it to listen on 127.0.0.1:port. Returns its pid; the caller checks the port. */
+static __attribute__((unused)) pid_t test_python_server_start(const char *script, int port,
+                                                              const char *log)
+{
+    char portstr[16];
+    snprintf(portstr, sizeof portstr, "%d", port);
+    pid_t pid = fork();
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive a failed test */
+        int fd = open("/dev/null", O_WRONLY);
+        dup2(fd, 1);
+        execl("/usr/bin/python3", "python3", script, portstr, log, (char *)NULL);
+        _exit(127);
+    }
+    for (int i = 0; i < 500 && !test_port_open(port); i++)
+        test_sleep_ms(10);
+    return pid;
 }
 
 /* ------------------------------------------------------------------ run the loop until ... */

@@ -48,21 +48,10 @@ static void http_server_start(http_server *s)
         assert_non_null(mkdtemp(s->dir));
         snprintf(s->py, sizeof s->py, "%s/server.py", s->dir);
         snprintf(s->log, sizeof s->log, "%s/received.log", s->dir);
-        FILE *f = fopen(s->py, "w");
-        fputs(server_py, f);
-        fclose(f);
+        assert_int_equal(test_write_file(s->py, server_py), 0);
         s->port = test_free_port();
     }
-    char port[16];
-    snprintf(port, sizeof port, "%d", s->port);
-    s->pid = fork();
-    if (s->pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive a failed test */
-        execl("/usr/bin/python3", "python3", s->py, port, s->log, (char *)NULL);
-        _exit(127);
-    }
-    for (int i = 0; i < 500 && !test_port_open(s->port); i++)
-        test_sleep_ms(10);
+    s->pid = test_python_server_start(s->py, s->port, s->log);
     assert_true(test_port_open(s->port));
 }
 
