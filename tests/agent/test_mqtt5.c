@@ -49,22 +49,13 @@ static int broker_log_has(const test_broker *b, const char *what)
 static ea_loop *sub_pub_start(test_broker *b, const char *extra, peer *sub, const char *sub_id,
                               const char *topic, peer *pub, const char *pub_id)
 {
-    assert_int_equal(test_broker_start(b, extra), 0);
-    ea_loop *l = ea_loop_new();
+    ea_loop *l = peer_test_begin(b, extra);
     peer_new(l, sub, b->port, sub_id, 1, NULL);
     peer_subscribe(sub, topic);
     peer_connect(l, sub);
     peer_new(l, pub, b->port, pub_id, 0, NULL);
     peer_connect(l, pub);
     return l;
-}
-
-static void sub_pub_stop(test_broker *b, ea_loop *l, peer *sub, peer *pub)
-{
-    ea_mqtt_client_free(pub->c);
-    ea_mqtt_client_free(sub->c);
-    ea_loop_free(l);
-    test_broker_stop(b);
 }
 
 /* A broker whose ACL file holds acl_lines, plus extra mosquitto.conf lines (or ""). */
@@ -124,14 +115,7 @@ static void test_v5_publish_qos1_reaches_mosquitto_sub(void **state)
         }
     assert_int_equal(distinct, N);
 
-    ea_mqtt_client_free(pub.c);
-    ea_loop_free(l);
-    test_broker_stop(&b);
-}
-
-static int received_100(void *arg)
-{
-    return ((peer *)arg)->received_distinct >= 100;
+    peer_test_end(&b, l, &pub, NULL);
 }
 
 /* MQTT 5 keeps a session only as long as its Session Expiry Interval: the client asks for one
@@ -140,8 +124,7 @@ static void test_v5_persistent_session_across_reconnect(void **state)
 {
     (void)state;
     test_broker b = {0};
-    assert_int_equal(test_broker_start(&b, NULL), 0);
-    ea_loop *l = ea_loop_new();
+    ea_loop *l = peer_test_begin(&b, NULL);
     peer sub, pub;
     peer_new(l, &sub, b.port, "t-v5sub", 0, NULL);
     peer_subscribe(&sub, "t/q");
@@ -155,11 +138,12 @@ static void test_v5_persistent_session_across_reconnect(void **state)
     run_pump(l, &pm);
 
     ea_mqtt_client_start(sub.c);
-    assert_true(test_run_until(l, received_100, &sub, 10000));
+    sub.want_received = 100;
+    assert_true(test_run_until(l, received_enough, &sub, 10000));
     assert_int_equal(sub.session_present, 1);
     assert_int_equal(sub.received_distinct, 100);
 
-    sub_pub_stop(&b, l, &sub, &pub);
+    peer_test_end(&b, l, &pub, &sub, NULL);
 }
 
 static void test_v5_unacked_resent_with_dup_after_reconnect(void **state)
@@ -187,7 +171,7 @@ static void test_v5_unacked_resent_with_dup_after_reconnect(void **state)
     for (int i = 0; i < window; i++)
         assert_int_equal(sub.seen[i], 1);
 
-    sub_pub_stop(&b, l, &sub, &pub);
+    peer_test_end(&b, l, &pub, &sub, NULL);
 }
 
 static int got_online(void *arg)
@@ -204,8 +188,7 @@ static void test_v5_last_will_on_unclean_drop(void **state)
 {
     (void)state;
     test_broker b = {0};
-    assert_int_equal(test_broker_start(&b, NULL), 0);
-    ea_loop *l = ea_loop_new();
+    ea_loop *l = peer_test_begin(&b, NULL);
     peer dev, watcher;
     peer_new(l, &dev, b.port, "t-v5dev", 0, "t/status");
     peer_connect(l, &dev);
@@ -238,11 +221,7 @@ static void test_v5_last_will_on_unclean_drop(void **state)
     assert_true(test_run_until(l, got_marker, &watcher, 5000));
     assert_int_equal(watcher.received, before + 1); /* the marker only */
 
-    ea_mqtt_client_free(dev.c);
-    ea_mqtt_client_free(dev2.c);
-    ea_mqtt_client_free(watcher.c);
-    ea_loop_free(l);
-    test_broker_stop(&b);
+    peer_test_end(&b, l, &dev, &dev2, &watcher, NULL);
 }
 
 /* mosquitto announces max_inflight_messages as Receive Maximum: with a window of 64 the client
@@ -281,7 +260,7 @@ static void test_v5_receive_maximum_honoured(void **state)
     assert_true(pub.max_unacked <= 5);
     assert_int_equal(pub.disconnects, 0);
 
-    sub_pub_stop(&b, l, &sub, &pub);
+    peer_test_end(&b, l, &pub, &sub, NULL);
 }
 
 static int acked_or_refused_2(void *arg)
@@ -341,7 +320,7 @@ static void test_v5_maximum_packet_size_honoured(void **state)
     assert_int_equal(sub.received, 2);
     assert_int_equal(pub.disconnects, 0);
 
-    sub_pub_stop(&b, l, &sub, &pub);
+    peer_test_end(&b, l, &pub, &sub, NULL);
 }
 
 /* An ACL refusal comes back as PUBACK 0x87: reported once, counted, never re-sent (not even
@@ -373,9 +352,7 @@ static void test_v5_puback_refusal_not_retried(void **state)
     assert_int_equal(st.resent, 0);
     assert_int_equal(pub.refused_tags, 1);
 
-    ea_mqtt_client_free(pub.c);
-    ea_loop_free(l);
-    test_broker_stop(&b);
+    peer_test_end(&b, l, &pub, NULL);
 }
 
 /* The broker's reasons reach events.disconnected: a DISCONNECT (here 0x9B: a QoS 1 PUBLISH to a
@@ -385,9 +362,7 @@ static void test_v5_broker_reasons_and_server_keepalive(void **state)
 {
     (void)state;
     test_broker b = {0};
-    assert_int_equal(test_broker_start(&b, "max_keepalive 10\nmax_qos 0\nretain_available false\n"),
-                     0);
-    ea_loop *l = ea_loop_new();
+    ea_loop *l = peer_test_begin(&b, "max_keepalive 10\nmax_qos 0\nretain_available false\n");
     peer a, w;
     ea_mqtt_client_config cfg = {.host = "127.0.0.1",
                                  .port = (uint16_t)b.port,
@@ -414,10 +389,7 @@ static void test_v5_broker_reasons_and_server_keepalive(void **state)
     assert_non_null(strstr(w.last_why, "broker refused the connection: 0x9a Retain not supported"));
     assert_int_equal(w.connects, 0);
 
-    ea_mqtt_client_free(a.c);
-    ea_mqtt_client_free(w.c);
-    ea_loop_free(l);
-    test_broker_stop(&b);
+    peer_test_end(&b, l, &a, &w, NULL);
 }
 
 /* An empty client id: the broker assigns one (Assigned Client Identifier) and the client uses it
@@ -426,8 +398,7 @@ static void test_v5_assigned_client_id_resumes_session(void **state)
 {
     (void)state;
     test_broker b = {0};
-    assert_int_equal(test_broker_start(&b, NULL), 0);
-    ea_loop *l = ea_loop_new();
+    ea_loop *l = peer_test_begin(&b, NULL);
     peer p;
     ea_mqtt_client_config cfg = {.host = "127.0.0.1",
                                  .port = (uint16_t)b.port,
@@ -442,9 +413,7 @@ static void test_v5_assigned_client_id_resumes_session(void **state)
     peer_connect(l, &p);
     assert_int_equal(p.session_present, 1);
     assert_int_equal(p.connects, 2);
-    ea_mqtt_client_free(p.c);
-    ea_loop_free(l);
-    test_broker_stop(&b);
+    peer_test_end(&b, l, &p, NULL);
 }
 
 /* A 3.1.1-only server answers a level-5 CONNECT with the 3.1.1 CONNACK "unacceptable protocol

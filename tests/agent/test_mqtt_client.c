@@ -21,8 +21,7 @@ static void test_publish_10k_qos1_window(void **state)
 {
     (void)state;
     test_broker b = {0};
-    assert_int_equal(test_broker_start(&b, NULL), 0);
-    ea_loop *l = ea_loop_new();
+    ea_loop *l = peer_test_begin(&b, NULL);
     peer pub, sub;
     peer_new(l, &sub, b.port, "t-sub", 1, NULL);
     peer_subscribe(&sub, "t/data");
@@ -49,18 +48,14 @@ static void test_publish_10k_qos1_window(void **state)
     assert_int_equal(ea_mqtt_client_publish(pub.c, "t/data", "x", 1, 0, 0, 0),
                      1); /* QoS 0 needs no slot */
 
-    ea_mqtt_client_free(pub.c);
-    ea_mqtt_client_free(sub.c);
-    ea_loop_free(l);
-    test_broker_stop(&b);
+    peer_test_end(&b, l, &pub, &sub, NULL);
 }
 
 static void test_persistent_session_queues_while_away(void **state)
 {
     (void)state;
     test_broker b = {0};
-    assert_int_equal(test_broker_start(&b, NULL), 0);
-    ea_loop *l = ea_loop_new();
+    ea_loop *l = peer_test_begin(&b, NULL);
     peer sub, pub;
     peer_new(l, &sub, b.port, "t-persist", 0, NULL);
     peer_subscribe(&sub, "t/data");
@@ -90,18 +85,14 @@ static void test_persistent_session_queues_while_away(void **state)
     assert_int_equal(sub.session_present, 1);
     assert_int_equal(sub.received, before);
 
-    ea_mqtt_client_free(pub.c);
-    ea_mqtt_client_free(sub.c);
-    ea_loop_free(l);
-    test_broker_stop(&b);
+    peer_test_end(&b, l, &pub, &sub, NULL);
 }
 
 static void test_unacked_resent_with_dup_after_reconnect(void **state)
 {
     (void)state;
     test_broker b = {0};
-    assert_int_equal(test_broker_start(&b, NULL), 0);
-    ea_loop *l = ea_loop_new();
+    ea_loop *l = peer_test_begin(&b, NULL);
     peer sub, pub;
     peer_new(l, &sub, b.port, "t-sub3", 1, NULL);
     peer_subscribe(&sub, "t/data");
@@ -126,18 +117,14 @@ static void test_unacked_resent_with_dup_after_reconnect(void **state)
     for (unsigned i = 0; i < 64; i++)
         assert_int_equal(sub.seen[i], 1);
 
-    ea_mqtt_client_free(pub.c);
-    ea_mqtt_client_free(sub.c);
-    ea_loop_free(l);
-    test_broker_stop(&b);
+    peer_test_end(&b, l, &pub, &sub, NULL);
 }
 
 static void test_last_will_retained_offline(void **state)
 {
     (void)state;
     test_broker b = {0};
-    assert_int_equal(test_broker_start(&b, NULL), 0);
-    ea_loop *l = ea_loop_new();
+    ea_loop *l = peer_test_begin(&b, NULL);
     peer dev, watcher, late;
     peer_new(l, &dev, b.port, "t-dev", 0, "t/status");
     peer_connect(l, &dev);
@@ -159,19 +146,14 @@ static void test_last_will_retained_offline(void **state)
     assert_true(test_run_until(l, got_offline, &late, 5000));
     assert_int_equal(late.last_retain, 1);
 
-    ea_mqtt_client_free(dev.c);
-    ea_mqtt_client_free(watcher.c);
-    ea_mqtt_client_free(late.c);
-    ea_loop_free(l);
-    test_broker_stop(&b);
+    peer_test_end(&b, l, &dev, &watcher, &late, NULL);
 }
 
 static void test_keepalive_pings_keep_the_session(void **state)
 {
     (void)state;
     test_broker b = {0};
-    assert_int_equal(test_broker_start(&b, NULL), 0);
-    ea_loop *l = ea_loop_new();
+    ea_loop *l = peer_test_begin(&b, NULL);
     peer p;
     ea_mqtt_client_config cfg = {
         .host = "127.0.0.1", .port = (uint16_t)b.port, .client_id = "t-ka", .keepalive_s = 1};
@@ -184,9 +166,7 @@ static void test_keepalive_pings_keep_the_session(void **state)
     assert_true(st.pings >= 3);
     assert_int_equal(p.disconnects, 0);
     assert_true(ea_mqtt_client_connected(p.c));
-    ea_mqtt_client_free(p.c);
-    ea_loop_free(l);
-    test_broker_stop(&b);
+    peer_test_end(&b, l, &p, NULL);
 }
 
 /* A broker that stops answering (SIGSTOP: the kernel keeps the TCP connection open, nothing
@@ -195,8 +175,7 @@ static void test_keepalive_detects_frozen_broker(void **state)
 {
     (void)state;
     test_broker b = {0};
-    assert_int_equal(test_broker_start(&b, NULL), 0);
-    ea_loop *l = ea_loop_new();
+    ea_loop *l = peer_test_begin(&b, NULL);
     peer p;
     ea_mqtt_client_config cfg = {.host = "127.0.0.1",
                                  .port = (uint16_t)b.port,
@@ -215,9 +194,7 @@ static void test_keepalive_detects_frozen_broker(void **state)
     ea_mqtt_client_stats st;
     ea_mqtt_client_stats_get(p.c, &st);
     assert_true(st.reconnects >= 1);
-    ea_mqtt_client_free(p.c);
-    ea_loop_free(l);
-    test_broker_stop(&b);
+    peer_test_end(&b, l, &p, NULL);
 }
 
 static int connected_and_acked_50(void *arg)
@@ -230,8 +207,7 @@ static void test_broker_restart_reconnects_and_resends(void **state)
 {
     (void)state;
     test_broker b = {0};
-    assert_int_equal(test_broker_start(&b, NULL), 0);
-    ea_loop *l = ea_loop_new();
+    ea_loop *l = peer_test_begin(&b, NULL);
     peer p;
     peer_new(l, &p, b.port, "t-restart", 0, NULL);
     peer_connect(l, &p);
@@ -248,9 +224,7 @@ static void test_broker_restart_reconnects_and_resends(void **state)
     assert_true(st.resent >= 50);
     assert_int_equal(st.reconnects, 1);
     assert_int_equal(p.acked, 50);
-    ea_mqtt_client_free(p.c);
-    ea_loop_free(l);
-    test_broker_stop(&b);
+    peer_test_end(&b, l, &p, NULL);
 }
 
 /* CONNACK refusals are reported with the broker's reason; the right password connects. */
@@ -266,8 +240,7 @@ static void test_credentials_checked_by_broker(void **state)
     snprintf(cmd, sizeof cmd, "mosquitto_passwd -c -b '%s' edge s3cret", pw);
     assert_int_equal(system(cmd), 0);
     snprintf(extra, sizeof extra, "password_file %s\nallow_anonymous false\n", pw);
-    assert_int_equal(test_broker_start(&b, extra), 0);
-    ea_loop *l = ea_loop_new();
+    ea_loop *l = peer_test_begin(&b, extra);
     peer p;
     ea_mqtt_client_config cfg = {.host = "127.0.0.1",
                                  .port = (uint16_t)b.port,
@@ -284,9 +257,7 @@ static void test_credentials_checked_by_broker(void **state)
     cfg.password = "s3cret";
     peer_new_cfg(l, &p, &cfg);
     peer_connect(l, &p);
-    ea_mqtt_client_free(p.c);
-    ea_loop_free(l);
-    test_broker_stop(&b);
+    peer_test_end(&b, l, &p, NULL);
 }
 
 /* A message over max_packet (e.g. a hostile one on the control topic) is dropped and PUBACKed;
@@ -296,8 +267,7 @@ static void test_oversized_publish_dropped_not_fatal(void **state)
 {
     (void)state;
     test_broker b = {0};
-    assert_int_equal(test_broker_start(&b, NULL), 0);
-    ea_loop *l = ea_loop_new();
+    ea_loop *l = peer_test_begin(&b, NULL);
     peer sub, pub;
     ea_mqtt_client_config cfg = {.host = "127.0.0.1",
                                  .port = (uint16_t)b.port,
@@ -331,10 +301,7 @@ static void test_oversized_publish_dropped_not_fatal(void **state)
     assert_int_equal(st.oversized, 1);
     assert_int_equal(sub.received, 1);
     free(payload);
-    ea_mqtt_client_free(sub.c);
-    ea_mqtt_client_free(pub.c);
-    ea_loop_free(l);
-    test_broker_stop(&b);
+    peer_test_end(&b, l, &sub, &pub, NULL);
 }
 
 int main(void)

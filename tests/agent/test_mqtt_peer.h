@@ -12,6 +12,7 @@
 #ifndef TEST_MQTT_PEER_H
 #define TEST_MQTT_PEER_H
 
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -169,6 +170,25 @@ static __attribute__((unused)) int got_offline(void *arg)
 static __attribute__((unused)) int got_after(void *arg)
 {
     return strcmp(((peer *)arg)->last_payload, "after") == 0;
+}
+
+/* A test's broker (extra: more mosquitto.conf lines, or NULL) and event loop. */
+static __attribute__((unused)) ea_loop *peer_test_begin(test_broker *b, const char *extra)
+{
+    assert_int_equal(test_broker_start(b, extra), 0);
+    return ea_loop_new();
+}
+
+/* The end of a test: frees the clients of the peers listed (up to NULL), the loop, the broker. */
+static __attribute__((unused, sentinel)) void peer_test_end(test_broker *b, ea_loop *l, ...)
+{
+    va_list ap;
+    va_start(ap, l);
+    for (peer *p; (p = va_arg(ap, peer *)) != NULL;)
+        ea_mqtt_client_free(p->c);
+    va_end(ap);
+    ea_loop_free(l);
+    test_broker_stop(b);
 }
 
 /* Publishes m-<i> (QoS 1, tag i) for from <= i < from + n; each must be accepted. */
