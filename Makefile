@@ -59,7 +59,8 @@ format:
 lint: build
 	@cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability --inline-suppr \
 	  --suppress=missingIncludeSystem --library=.cppcheck-jansson.cfg -I src/lib -I src/agent src/
-	@clang-tidy -p $(BUILD) --quiet $$(git ls-files 'src/*.c') 2>/dev/null
+	@git ls-files 'src/*.c' | xargs -P $(JOBS) -n 8 clang-tidy -p $(BUILD) --quiet \
+	  --extra-arg=-Wno-unknown-warning-option --warnings-as-errors='*' 2>/dev/null
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) build-arm64
