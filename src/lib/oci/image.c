@@ -329,7 +329,7 @@ static int adopt_manifest(es_image *img, es_manifest_doc *man, es_error *err)
 static int check_layout_file(es_source *s, es_error *err)
 {
     char *buf = NULL;
-    size_t len;
+    size_t len = 0;
     if (read_plain(s, "oci-layout", &buf, &len, err) < 0) return -1;
     char *name = es_xasprintf("%s: oci-layout", s->display);
     json_t *j = es_json_parse(buf, len, name, err);
@@ -408,7 +408,7 @@ static int open_oci_layout(es_image *img, const want_platform *w, es_error *err)
     es_source *s = img->src;
     if (check_layout_file(s, err) < 0) return -1;
     char *buf = NULL;
-    size_t len;
+    size_t len = 0;
     if (read_plain(s, "index.json", &buf, &len, err) < 0) return -1;
     char *name = es_xasprintf("%s: index.json", s->display);
     es_index_doc idx;
@@ -608,7 +608,7 @@ static int open_docker_archive(es_image *img, es_error *err)
 {
     es_source *s = img->src;
     char *buf = NULL;
-    size_t len;
+    size_t len = 0;
     if (read_plain(s, "manifest.json", &buf, &len, err) < 0) return -1;
     char *name = es_xasprintf("%s: manifest.json", s->display);
     es_docker_manifest dm;

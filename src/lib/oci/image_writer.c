@@ -193,8 +193,8 @@ static int check_layers(const es_image_out *img, es_error *err)
 static json_t *plan_oci_image(plan *p, const es_image_out *img, es_write_result *res, es_error *err)
 {
     if (check_layers(img, err) < 0) return NULL;
-    char *cfg;
-    size_t cfg_len;
+    char *cfg = NULL;
+    size_t cfg_len = 0;
     if (config_bytes(img, &cfg, &cfg_len, err) < 0) return NULL;
     es_digest cfg_d;
     plan_add_blob(p, cfg, cfg_len, &cfg_d);
@@ -606,8 +606,8 @@ static int write_docker_archive(const es_image_out *img, const es_image_ref *r, 
 {
     if (check_layers(img, err) < 0) return -1;
     plan p = {0};
-    char *cfg;
-    size_t cfg_len;
+    char *cfg = NULL;
+    size_t cfg_len = 0;
     if (config_bytes(img, &cfg, &cfg_len, err) < 0) return -1;
     es_digest cfg_d;
     es_digest_buf(cfg, cfg_len, &cfg_d);

@@ -374,7 +374,7 @@ int es_pack(const es_pack_opts *o, const char *dst_ref, es_pack_result *res, es_
     es_layer_blob blobs[8];
     char *paths[8] = {0}, *first[8] = {0};
     es_image_out outs[8];
-    int64_t unc[8];
+    int64_t unc[8] = {0};
     int rc = 0;
     int64_t created = o->write.source_date_epoch >= 0 ? o->write.source_date_epoch : 0;
     memset(outs, 0, sizeof outs);

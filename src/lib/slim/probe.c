@@ -67,7 +67,8 @@ static int parse_hostport(const char *rest, const char *spec, int *port, const c
             if (*port > 0) return 0;
         }
     }
-    return es_err(err, ES_EUSAGE, "--probe %s: expected 127.0.0.1:PORT (the app's own loopback)", spec);
+    es_err(err, ES_EUSAGE, "--probe %s: expected 127.0.0.1:PORT (the app's own loopback)", spec);
+    return -1; /* explicit: *after is only set on success */
 }
 
 int es_probe_parse(const char *spec, es_probe *out, es_error *err)
