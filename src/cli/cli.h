@@ -7,8 +7,11 @@
 
 /* Prints "edgeslim CMD: MESSAGE" once on stderr and returns err->code (ES_EFAIL if unset). */
 int cli_fail(const char *cmd, const es_error *err);
-/* Prints "edgeslim CMD: MESSAGE\nTry 'edgeslim CMD --help'." and returns ES_EUSAGE. */
-int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Prints "edgeslim CMD: MESSAGE\nTry 'edgeslim CMD --help'." */
+void cli_usage_print(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* cli_usage_print(), evaluating to ES_EUSAGE. A macro so the value is visible where it is returned
+ * (clang's analyzer does not look into other files and otherwise assumes a usage error may be 0). */
+#define cli_usage_error(...) (cli_usage_print(__VA_ARGS__), ES_EUSAGE)
 /* A command option (--entrypoint, --cmd): '["a","b"]' gives that array, "a b" gives ["a","b"]
  * (split on spaces and tabs). NULL when the JSON form is not an array of strings. */
 struct json_t;

@@ -49,7 +49,7 @@ int cli_fail(const char *cmd, const es_error *err)
     return err && err->code ? err->code : ES_EFAIL;
 }
 
-int cli_usage_error(const char *cmd, const char *fmt, ...)
+void cli_usage_print(const char *cmd, const char *fmt, ...)
 {
     va_list ap;
     fprintf(stderr, "edgeslim %s: ", cmd);
@@ -57,7 +57,6 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
     vfprintf(stderr, fmt, ap);
     va_end(ap);
     fprintf(stderr, "\nTry 'edgeslim %s --help'.\n", cmd);
-    return ES_EUSAGE;
 }
 
 json_t *cli_command_array(const char *s)

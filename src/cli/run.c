@@ -341,7 +341,7 @@ static int run_main(const run_args *a, run_state *s, int sfd, es_error *err)
     int pr = a->image ? prepare_image(a, s, sfd, &stop_sig, err) : 0;
     if (pr < 0) return -1;
     if (pr == 1) return 128 + stop_sig;
-    if (!a->image) {
+    if (a->rootfs) { /* no image: parse_args made sure --rootfs comes with a command */
         s->rc.argv = es_xcalloc(1, sizeof *s->rc.argv);
         s->rc.env = es_xcalloc(1, sizeof *s->rc.env);
         size_t n = 0;
