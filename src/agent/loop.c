@@ -101,9 +101,9 @@ int ea_loop_add(ea_loop *l, int fd, uint32_t events, ea_io_cb cb, void *arg)
 {
     if (fd < 0 || grow_fd_table(l, fd) < 0)
         return -1;
+    if (l->next_gen == 0) /* wrapped around: generation 0 marks a free slot */
+        l->next_gen = 1;
     uint32_t gen = l->next_gen++;
-    if (gen == 0)
-        gen = l->next_gen++;
     struct epoll_event ev = {.events = events, .data.u64 = ((uint64_t)gen << 32) | (uint32_t)fd};
     if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
         return -1;
