@@ -157,7 +157,9 @@ static int rd_u16(rd *r, uint16_t *v)
 
 static int rd_bytes(rd *r, ea_mqtt_str *s)
 {
-    uint16_t n;
+    uint16_t n = 0;
+    s->p = NULL; /* *s is defined on every path, failures included */
+    s->len = 0;
     if (rd_u16(r, &n) < 0) return -1;
     if (r->len - r->pos < n) return rd_fail(r, "string length beyond packet");
     s->p = r->p + r->pos;
