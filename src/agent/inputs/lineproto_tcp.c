@@ -163,8 +163,10 @@ void ea_lp_tcp_free(ea_lp_tcp *t)
 {
     if (!t)
         return;
-    while (t->conns)
-        lconn_close(t, t->conns);
+    for (lconn *c = t->conns, *next; c; c = next) {
+        next = c->next;
+        lconn_close(t, c);
+    }
     ea_loop_del(t->loop, t->lfd);
     close(t->lfd);
     ea_loop_timer_cancel(t->loop, t->timer);
