@@ -435,8 +435,10 @@ void ea_http_server_free(ea_http_server *s)
 {
     if (!s)
         return;
-    while (s->conns)
-        conn_close(s, s->conns);
+    for (conn *c = s->conns, *next; c; c = next) {
+        next = c->next;
+        conn_close(s, c);
+    }
     ea_http_server_stop_accepting(s);
     ea_loop_timer_cancel(s->loop, s->sweep_timer);
     ea_buf_free(&s->body);
