@@ -269,7 +269,7 @@ static void on_accept(ea_loop *l, int fd, uint32_t events, void *arg)
     (void)events;
     ea_http_server *s = arg;
     for (;;) {
-        struct sockaddr_storage ss;
+        struct sockaddr_storage ss = {0}; /* accept4 fills it in; the analyzer does not know */
         socklen_t sl = sizeof ss;
         int cfd = accept4(fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (cfd < 0)

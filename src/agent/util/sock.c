@@ -113,6 +113,7 @@ int ea_bind_udp(const char *spec, const char *default_host, char *err, size_t er
 int ea_sock_port(int fd)
 {
     struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss); /* getsockname fills it in; the analyzer does not know that */
     socklen_t len = sizeof ss;
     if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
         return 0;
