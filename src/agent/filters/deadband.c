@@ -30,7 +30,7 @@ static ea_filter *create(const ea_node *cfg, const ea_filter_env *env, char *err
     ea_filter *f = calloc(1, sizeof *f);
     if (!f)
         return NULL;
-    strcpy(f->field, field);
+    memcpy(f->field, field, strlen(field) + 1); /* strlen(field) < 64 checked above */
     f->delta = delta;
     return f;
 }

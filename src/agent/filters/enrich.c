@@ -22,9 +22,10 @@ static int copy_str(char *dst, size_t cap, const char *s)
 {
     if (!s)
         return 0;
-    if (strlen(s) >= cap)
+    size_t len = strlen(s);
+    if (len >= cap)
         return -1;
-    strcpy(dst, s);
+    memcpy(dst, s, len + 1);
     return 0;
 }
 

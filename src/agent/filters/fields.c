@@ -36,7 +36,7 @@ static ea_filter *create(const ea_node *cfg, const ea_filter_env *env, char *err
             destroy(f);
             return NULL;
         }
-        strcpy(f->names[f->n++], c->s);
+        memcpy(f->names[f->n++], c->s, strlen(c->s) + 1); /* strlen <= slen < 64 */
     }
     return f;
 }

@@ -84,7 +84,7 @@ static ea_filter *create(const ea_node *cfg, const ea_filter_env *env, char *err
                     destroy(f);
                     return NULL;
                 }
-                strcpy(f->fields[f->nfields++], c->s);
+                memcpy(f->fields[f->nfields++], c->s, strlen(c->s) + 1); /* strlen <= slen < 32 */
             }
             continue;
         }
