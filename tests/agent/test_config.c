@@ -90,6 +90,22 @@ static void test_yaml_errors(void **state)
     yaml_error("- a\n- b\n", "must be a map");
 }
 
+/* An error buffer shorter than the "line N: " prefix: the message is cut there, nothing is
+ * written past errlen (yfail used to vsnprintf at err + k with errlen - k wrapped around). */
+static void test_yaml_error_small_buffer(void **state)
+{
+    (void)state;
+    const char *doc = "a: 1\n\tb: 2\n";
+    ea_arena a = {0};
+    char err[64];
+    memset(err, 'x', sizeof err);
+    assert_null(ea_yaml_parse(&a, doc, strlen(doc), err, 4));
+    assert_string_equal(err, "lin");
+    for (size_t i = 4; i < sizeof err; i++)
+        assert_int_equal(err[i], 'x');
+    ea_arena_free(&a);
+}
+
 static char path[256];
 
 static void write_file(const char *text)
@@ -191,6 +207,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_yaml_shapes),
         cmocka_unit_test(test_yaml_errors),
+        cmocka_unit_test(test_yaml_error_small_buffer),
         cmocka_unit_test(test_config_values_and_precedence),
         cmocka_unit_test(test_config_errors_name_lines),
         cmocka_unit_test(test_sizes),

@@ -34,10 +34,12 @@ static void *yfail(yp *y, int line, const char *fmt, ...)
 {
     if (!y->failed && y->err && y->errlen) {
         int k = snprintf(y->err, y->errlen, "line %d: ", line);
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(y->err + k, y->errlen - (size_t)k, fmt, ap);
-        va_end(ap);
+        if (k >= 0 && (size_t)k < y->errlen) { /* else the prefix alone was cut off: stop there */
+            va_list ap;
+            va_start(ap, fmt);
+            vsnprintf(y->err + k, y->errlen - (size_t)k, fmt, ap);
+            va_end(ap);
+        }
     }
     y->failed = 1;
     return NULL;
