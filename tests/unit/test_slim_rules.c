@@ -174,6 +174,28 @@ static void test_presets(void **state)
     es_keepset_free(ks);
 }
 
+/* LANG/LC_* come from the image's config: an @modifier is carried over after the normalised
+ * codeset, and a '.' after the '@' (no codeset) is left alone; that case used to copy the modifier
+ * from the wrong offset, past the end of the normalised name's heap buffer. */
+static void test_presets_locale_modifier(void **state)
+{
+    (void)state;
+    t_mkdirs(root, "usr/lib/locale/de_DE.utf8@euro");
+    t_write(root, "usr/lib/locale/de_DE.utf8@euro/LC_CTYPE", "x", 0644);
+    t_mkdirs(root, "usr/lib/locale/x@m.UTF-8");
+    t_write(root, "usr/lib/locale/x@m.UTF-8/LC_CTYPE", "x", 0644);
+    char pad[4001], hostile[4100];
+    memset(pad, 'a', 4000);
+    pad[4000] = 0;
+    snprintf(hostile, sizeof hostile, "LC_ALL=x@%s.UTF-8", pad);
+    es_keepset *ks = es_keepset_new();
+    char *env[] = {"LANG=de_DE.UTF-8@euro", "LC_CTYPE=x@m.UTF-8", hostile, NULL};
+    assert_int_equal(es_presets_apply(root, env, ks, NULL), 0);
+    assert_true(es_keepset_get(ks, "/usr/lib/locale/de_DE.utf8@euro/LC_CTYPE"));
+    assert_true(es_keepset_get(ks, "/usr/lib/locale/x@m.UTF-8/LC_CTYPE"));
+    es_keepset_free(ks);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -182,6 +204,7 @@ int main(void)
         cmocka_unit_test(test_apply_includes_and_excludes),
         cmocka_unit_test(test_include_matching_nothing_is_an_error),
         cmocka_unit_test(test_presets),
+        cmocka_unit_test(test_presets_locale_modifier),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -350,13 +350,12 @@ static void keep_dir_tree(const char *root, const char *cdir, es_keepset *ks)
 static char *normalize_locale(const char *name)
 {
     char *out = es_xstrdup(name);
-    char *dot = strchr(out, '.');
-    if (!dot) return out;
-    char *w = dot + 1;
-    for (char *r = dot + 1; *r && *r != '@'; r++)
+    char *dot = strchr(out, '.'), *at = strchr(out, '@');
+    if (!dot || (at && at < dot)) return out; /* no codeset: a '.' after the '@' is the modifier's */
+    char *w = dot + 1, *r = dot + 1;
+    for (; *r && *r != '@'; r++)
         if (*r != '-' && *r != '_') *w++ = (char)(*r >= 'A' && *r <= 'Z' ? *r + 32 : *r);
-    const char *at = strchr(name, '@');
-    if (at) strcpy(w, at); else *w = 0;
+    memmove(w, r, strlen(r) + 1); /* the @modifier if any, and the NUL; w <= r */
     return out;
 }
 
