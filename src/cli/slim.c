@@ -76,6 +76,7 @@ static char *history_args(int argc, char **argv, const char *src)
     size_t len = 1;
     for (int i = 1; i < argc; i++) len += strlen(argv[i]) + 1;
     char *s = es_xcalloc(1, len);
+    size_t n = 0; /* strlen(s); each kept argument takes at most its share of len */
     for (int i = 1; i < argc; i++) {
         int skip = 0;
         for (size_t k = 0; skip_with_value[k]; k++) {
@@ -85,8 +86,10 @@ static char *history_args(int argc, char **argv, const char *src)
         }
         if (skip == 2) { i++; continue; }
         if (skip || !strcmp(argv[i], "--json") || argv[i] == src) continue;
-        if (*s) strcat(s, " ");
-        strcat(s, argv[i]);
+        if (n) s[n++] = ' ';
+        size_t al = strlen(argv[i]);
+        memcpy(s + n, argv[i], al + 1);
+        n += al;
     }
     return s;
 }

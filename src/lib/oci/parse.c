@@ -7,6 +7,7 @@
  */
 #include "oci/parse.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -489,15 +490,16 @@ void es_docker_manifest_free(es_docker_manifest *d)
 static void normalise_variant(const char *arch, char variant[32])
 {
     if (variant[0]) return;
-    if (!strcmp(arch, "arm64")) strcpy(variant, "v8");
-    else if (!strcmp(arch, "arm")) strcpy(variant, "v7");
+    if (!strcmp(arch, "arm64")) memcpy(variant, "v8", 3);
+    else if (!strcmp(arch, "arm")) memcpy(variant, "v7", 3);
 }
 
 int es_platform_parse(const char *s, char os[32], char arch[32], char variant[32], es_error *err)
 {
     char buf[100];
-    if (!s || strlen(s) >= sizeof buf) return es_err(err, ES_EUSAGE, "platform \"%.60s\": too long", s ? s : "");
-    strcpy(buf, s);
+    size_t slen = s ? strlen(s) : 0;
+    if (!s || slen >= sizeof buf) return es_err(err, ES_EUSAGE, "platform \"%.60s\": too long", s ? s : "");
+    memcpy(buf, s, slen + 1);
     char *parts[4] = {0};
     int n = 0;
     for (char *save = NULL, *t = strtok_r(buf, "/", &save); t; t = strtok_r(NULL, "/", &save)) {
@@ -506,9 +508,10 @@ int es_platform_parse(const char *s, char os[32], char arch[32], char variant[32
     }
     if (n < 2 || strlen(parts[0]) >= 32 || strlen(parts[1]) >= 32 || (n == 3 && strlen(parts[2]) >= 32))
         return es_err(err, ES_EUSAGE, "platform \"%s\": want os/arch[/variant]", s);
-    strcpy(os, parts[0]);
-    strcpy(arch, parts[1]);
-    strcpy(variant, n == 3 ? parts[2] : "");
+    /* lengths checked above: no truncation */
+    snprintf(os, 32, "%s", parts[0]);
+    snprintf(arch, 32, "%s", parts[1]);
+    snprintf(variant, 32, "%s", n == 3 ? parts[2] : "");
     normalise_variant(arch, variant);
     return 0;
 }

@@ -97,14 +97,14 @@ void es_host_platform(char os[32], char arch[32], char variant[32])
         {"mips64", "mips64", ""},  {"loongarch64", "loong64", ""},
     };
     struct utsname u;
-    strcpy(os, "linux");
-    strcpy(arch, "unknown");
+    snprintf(os, 32, "%s", "linux");
+    snprintf(arch, 32, "%s", "unknown");
     variant[0] = 0;
     if (uname(&u) != 0) return;
     for (size_t i = 0; i < sizeof map / sizeof map[0]; i++) {
         if (strcmp(u.machine, map[i].machine) != 0) continue;
-        strcpy(arch, map[i].arch);
-        strcpy(variant, map[i].variant);
+        snprintf(arch, 32, "%s", map[i].arch);
+        snprintf(variant, 32, "%s", map[i].variant);
         return;
     }
     snprintf(arch, 32, "%s", u.machine);

@@ -183,9 +183,9 @@ static const es_tar_member *lookup(const es_tar_index *t, const char *name)
 static char *resolve_link(const char *from, const char *target)
 {
     if (target[0] == '/' || !target[0]) return NULL;
-    size_t cap = strlen(from) + strlen(target) + 2;
+    size_t flen = strlen(from), cap = flen + strlen(target) + 2;
     char *out = es_xmalloc(cap);
-    strcpy(out, from);
+    memcpy(out, from, flen + 1);
     char *slash = strrchr(out, '/');
     size_t o = slash ? (size_t)(slash - out) : 0;
     out[o] = 0;

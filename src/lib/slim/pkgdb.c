@@ -56,7 +56,7 @@ static void push_pkg(es_pkgdb *db, const char *start, size_t len)
     p->stanza = es_xmalloc(len + 2);
     memcpy(p->stanza, start, len);
     p->stanza[len] = 0;
-    if (len && p->stanza[len - 1] != '\n') strcat(p->stanza, "\n");
+    if (len && p->stanza[len - 1] != '\n') memcpy(p->stanza + len, "\n", 2); /* the +2 above */
 }
 
 /* Splits text into stanzas separated by one or more blank lines. */

@@ -116,7 +116,7 @@ int es_rootfs_resolve(const char *root, const char *path, int follow_last, es_ke
         free(host);
         p = rest ? rest : p + clen;
     }
-    if (!cur[0]) strcpy(cur, "/");
+    if (!cur[0]) memcpy(cur, "/", 2); /* cap >= PATH_MAX + 2 */
     free(pending);
     *out = cur;
     return exists;
