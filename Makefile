@@ -7,7 +7,7 @@ ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 20
 
-.PHONY: all deps build check check-unit check-e2e check-asan check-fuzz check-cross demo bench cross clean format lint
+.PHONY: all deps build check check-unit check-e2e check-asan check-fuzz check-cross check-lint demo bench cross clean format lint
 
 all: build
 
@@ -19,8 +19,10 @@ build: deps
 	@cmake --build $(BUILD) -j $(JOBS)
 
 # Everything: the normal build's unit and end-to-end tests, the unit tests again under
-# ASan+UBSan, and each fuzz target for a short run.
-check: build check-unit check-e2e check-asan check-fuzz check-cross
+# ASan+UBSan, each fuzz target for a short run, the agent's tests under qemu, and the linters.
+check: build check-unit check-e2e check-asan check-fuzz check-cross check-lint
+
+check-lint: lint
 
 check-unit: build
 	cd $(BUILD) && ctest --output-on-failure -L unit -j $(JOBS)

@@ -20,6 +20,8 @@ PKGS=(
   busybox-static curl util-linux openssl dnsmasq-base collectd-core
   # benchmarks
   hyperfine time procps
+  # static analysis (make lint, part of make check)
+  cppcheck clang-tidy
 )
 
 SUDO=""
