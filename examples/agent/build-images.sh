@@ -48,7 +48,7 @@ build static Containerfile.static
 
 rows=("full localhost/edgeagent-full:latest" "slim localhost/edgeagent-slim:latest" "static localhost/edgeagent-static:latest")
 if [ -x "$es_bin/edgeslim" ] && "$es_bin/edgeslim" slim --help >/dev/null 2>&1; then
-  podman save --format docker-archive -o "$work/full.tar" localhost/edgeagent-full:latest
+  podman save -q --format docker-archive -o "$work/full.tar" localhost/edgeagent-full:latest
   if "$es_bin/edgeslim" slim "docker-archive:$work/full.tar" -o "docker-archive:$work/full-slim.tar" \
        --probe http://127.0.0.1:8080/health >"$work/slim.log" 2>&1; then
     id=$(podman load -q -i "$work/full-slim.tar" | awk '/Loaded image/ {print $NF}')
