@@ -516,8 +516,6 @@ static int decode_connect(rd *r, ea_mqtt_packet *pkt)
     return rd_end(r);
 }
 
-static int reason_valid(int type, uint8_t code);
-
 static int rd_reason(rd *r, int type, uint8_t code)
 {
     if (reason_valid(type, code)) return 0;
